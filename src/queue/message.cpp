@@ -1,0 +1,66 @@
+#include "queue/message.h"
+
+namespace sendq {
+
+const char* StatusName(MessageStatus status) {
+  switch (status) {
+    case MessageStatus::kQueued:
+      return "queued";
+    case MessageStatus::kSending:
+      return "sending";
+    case MessageStatus::kSent:
+      return "sent";
+    case MessageStatus::kFailed:
+      return "failed";
+    case MessageStatus::kCanceled:
+      return "canceled";
+  }
+  return "unknown";
+}
+
+std::optional<MessageStatus> ParseStatus(std::string_view name) {
+  for (MessageStatus s : {MessageStatus::kQueued, MessageStatus::kSending, MessageStatus::kSent,
+                          MessageStatus::kFailed, MessageStatus::kCanceled}) {
+    if (name == StatusName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+const char* OutcomeName(AttemptOutcome outcome) {
+  switch (outcome) {
+    case AttemptOutcome::kSent:
+      return "sent";
+    case AttemptOutcome::kRetryable:
+      return "retryable";
+    case AttemptOutcome::kPermanent:
+      return "permanent";
+    case AttemptOutcome::kUnknown:
+      return "unknown";
+    case AttemptOutcome::kUpstreamPaused:
+      return "upstream_paused";
+  }
+  return "unknown";
+}
+
+bool IsTerminal(MessageStatus status) {
+  return status == MessageStatus::kSent || status == MessageStatus::kFailed ||
+         status == MessageStatus::kCanceled;
+}
+
+bool CanTransition(MessageStatus from, MessageStatus to) {
+  using S = MessageStatus;
+  switch (from) {
+    case S::kQueued:
+      return to == S::kSending || to == S::kCanceled || to == S::kFailed;
+    case S::kSending:
+      return to == S::kSent || to == S::kQueued || to == S::kFailed;
+    case S::kFailed:
+      return to == S::kQueued;
+    case S::kSent:
+    case S::kCanceled:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace sendq

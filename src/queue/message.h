@@ -1,0 +1,101 @@
+// The message and its attempt ledger, as the domain sees them, and the state machine.
+//
+// Lifecycle:  queued -> sending -> sent                (AgentPhone accepted it)
+//                       sending -> queued              (retry later, or upstream paused)
+//                       sending -> failed              (permanent, exhausted or expired)
+//             queued  -> canceled                      (by the producer)
+//             queued  -> failed                        (validity ran out while waiting)
+//             failed  -> queued                        (retried by hand)
+// A `sending` row whose lease expired goes back through the policy for an unknown outcome.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/clock.h"
+
+namespace sendq {
+
+// Persisted in messages.status. These numbers are stored on disk: never renumber them, and
+// keep docs/schema.md in step.
+enum class MessageStatus : int {
+  kQueued = 0,
+  kSending = 1,
+  kSent = 2,
+  kFailed = 3,
+  kCanceled = 4,
+};
+
+// Persisted in attempts.outcome. Stored on disk: never renumber.
+enum class AttemptOutcome : int {
+  kSent = 0,
+  kRetryable = 1,
+  kPermanent = 2,
+  kUnknown = 3,
+  kUpstreamPaused = 4,
+};
+
+const char* StatusName(MessageStatus status);
+std::optional<MessageStatus> ParseStatus(std::string_view name);
+const char* OutcomeName(AttemptOutcome outcome);
+bool IsTerminal(MessageStatus status);
+// True when the state machine above has an edge from `from` to `to`.
+bool CanTransition(MessageStatus from, MessageStatus to);
+
+struct Message {
+  std::string id;
+  std::string producer;
+  std::optional<std::string> idempotency_key;
+  std::string request_json;  // the normalised AgentPhone request, sent upstream as is
+  MessageStatus status = MessageStatus::kQueued;
+  int attempts = 0;      // charged attempts (what --max-attempts counts)
+  int64_t version = 0;   // bumped on every change; also the lease's fencing token
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs next_attempt_at = 0;
+  TimeMs expires_at = 0;
+  std::optional<TimeMs> lease_until;
+  std::optional<TimeMs> sent_at;
+  std::optional<std::string> last_error;
+  // From AgentPhone's 2xx response.
+  std::optional<std::string> provider_message_id;
+  std::optional<std::string> channel;
+  std::optional<std::string> from_number;
+  std::optional<std::string> sent_to_number;  // AgentPhone's normalised to_number
+  std::optional<std::string> conversation_id;
+  std::optional<bool> reply_parent_unresolved;
+  std::optional<std::string> upstream_response;  // raw 2xx body, kept even when unreadable
+};
+
+struct Attempt {
+  std::string message_id;
+  int number = 0;  // 1, 2, ... over every attempt, charged or not
+  TimeMs started_at = 0;
+  std::optional<TimeMs> finished_at;
+  std::optional<AttemptOutcome> outcome;  // empty while the request is in flight
+  std::optional<int> http_status;
+  std::optional<std::string> error;
+  std::optional<std::string> response_body;  // truncated to kMaxStoredResponseBytes
+  bool charged = false;  // counts towards --max-attempts
+};
+
+inline constexpr size_t kMaxStoredResponseBytes = 4096;
+
+// A page request for GET /v1/messages. Results are newest first (descending id).
+struct ListFilter {
+  std::optional<MessageStatus> status;
+  std::optional<std::string> agent_id;
+  std::optional<std::string> to_number;  // as the producer sent it
+  std::optional<std::string> provider_message_id;
+  std::optional<TimeMs> created_after;   // inclusive
+  std::optional<TimeMs> created_before;  // exclusive
+  std::optional<std::string> before_id;  // from the cursor: only ids < before_id
+  int limit = 50;
+};
+
+inline constexpr int kDefaultListLimit = 50;
+inline constexpr int kMaxListLimit = 200;
+
+}  // namespace sendq

@@ -1,0 +1,53 @@
+// Validation of AgentPhone Send Message requests, before anything is queued.
+//
+// Every problem is reported (not just the first), each with a FastAPI-style location such as
+// ["body", "media_urls", 2], so the 422 a producer gets from sendq reads like AgentPhone's.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sendq {
+
+struct FieldError {
+  nlohmann::json loc;  // array of strings and integers, starting with "body" or "query"
+  std::string msg;
+  std::string type;  // pydantic v2 style: missing, string_type, list_type, value_error, ...
+};
+
+struct ValidatedRequest {
+  // The normalised request, to be stored and sent upstream: null fields omitted, `media_url`
+  // folded into `media_urls`, unknown fields kept unchanged. Empty when errors is not.
+  nlohmann::json request;
+  std::vector<FieldError> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Limits on untrusted JSON, so that hostile bodies cannot exhaust the stack or memory.
+inline constexpr int kMaxJsonDepth = 32;
+inline constexpr size_t kMaxMediaUrls = 20;
+
+// Parses `text` as JSON and validates it. A body that is not JSON, too deeply nested, or not
+// an object is reported as a single error.
+ValidatedRequest ParseAndValidateSendRequest(std::string_view text);
+
+// Validates an already-parsed body. `loc_prefix` is prepended to every location (the batch
+// endpoint uses ["body", "messages", i]).
+ValidatedRequest ValidateSendRequest(const nlohmann::json& body,
+                                     const nlohmann::json& loc_prefix = {"body"});
+
+// {"detail": [{"loc": [...], "msg": "...", "type": "..."}, ...]}: FastAPI's 422 body.
+nlohmann::json ValidationErrorBody(const std::vector<FieldError>& errors);
+
+// Recipient and media checks, exposed for tests and for the fake upstream.
+bool IsE164(std::string_view s);
+bool IsShortCode(std::string_view s);
+bool IsEmail(std::string_view s);
+bool IsGroupId(std::string_view s);
+bool IsHttpsUrlWithHost(std::string_view s);
+
+}  // namespace sendq

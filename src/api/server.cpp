@@ -1,0 +1,366 @@
+#include "api/server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include "api/list_query.h"
+#include "api/records.h"
+#include "queue/validation.h"
+#include "util/duration.h"
+#include "util/log.h"
+
+namespace sendq::api {
+namespace {
+
+constexpr char kJson[] = "application/json";
+constexpr size_t kMaxIdempotencyKeyLength = 255;
+
+void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
+}
+
+// Errors other than validation: FastAPI's {"detail": "..."} plus a stable machine code.
+void SendError(httplib::Response& res, int status, std::string_view code, std::string_view msg) {
+  SendJson(res, status, {{"detail", msg}, {"code", code}});
+}
+
+void SendValidationErrors(httplib::Response& res, const std::vector<FieldError>& errors) {
+  SendJson(res, 422, ValidationErrorBody(errors));
+}
+
+// The one mapping from a core Status to an HTTP answer.
+void SendStatus(httplib::Response& res, const Status& st) {
+  switch (st.code()) {
+    case Status::Code::kNotFound:
+      return SendError(res, 404, "not_found", st.message());
+    case Status::Code::kConflict:
+      return SendError(res, 409, "conflict", st.message());
+    case Status::Code::kNoSpace:
+      return SendError(res, 507, "insufficient_storage",
+                       "the queue's disk is full; nothing was stored, retry later");
+    case Status::Code::kUnavailable:
+      return SendError(res, 503, "unavailable", st.message());
+    case Status::Code::kInvalidArgument:
+      return SendError(res, 400, "bad_request", st.message());
+    default:
+      log::Error("internal_error", {{"error", st.ToString()}});
+      return SendError(res, 500, "internal", "internal error; see the sendq log");
+  }
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  // The length is not secret enough to hide; the contents are.
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+bool IsPrintableAscii(std::string_view s) {
+  for (char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> StringField(const nlohmann::json& request, const char* key) {
+  auto it = request.find(key);
+  if (it == request.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+ApiServer::ApiServer(ServerDeps deps, ServerOptions options)
+    : deps_(deps), options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
+  const int threads = options_.http_threads;
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->set_tcp_nodelay(true);
+  http_->set_payload_max_length(kMaxRequestBytes);
+  http_->set_read_timeout(10, 0);
+  http_->set_write_timeout(10, 0);
+  http_->set_keep_alive_max_count(10'000);
+  Route();
+}
+
+ApiServer::~ApiServer() = default;
+
+Result<int> ApiServer::Bind() {
+  int port = options_.port;
+  if (port == 0) {
+    port = http_->bind_to_any_port(options_.host);
+    if (port < 0) return Status::IOError(fmt::format("cannot listen on {}", options_.host));
+  } else if (!http_->bind_to_port(options_.host, port)) {
+    return Status::IOError(fmt::format("cannot listen on {}:{}", options_.host, port));
+  }
+  return port;
+}
+
+void ApiServer::Serve() { http_->listen_after_bind(); }
+
+void ApiServer::BeginDrain() { draining_ = true; }
+
+void ApiServer::Stop() { http_->stop(); }
+
+std::string ApiServer::Authenticate(const httplib::Request& req, httplib::Response& res) const {
+  const std::string header = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() > kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0) {
+    std::string_view token = std::string_view(header).substr(kBearer.size());
+    std::string producer;
+    // Compare against every token, so the time taken does not say which one nearly matched.
+    for (const auto& [name, expected] : options_.producer_tokens) {
+      if (ConstantTimeEquals(token, expected)) producer = name;
+    }
+    if (!producer.empty()) return producer;
+  }
+  res.set_header("WWW-Authenticate", "Bearer");
+  SendError(res, 401, "unauthorized",
+            "missing or invalid producer token: send 'Authorization: Bearer <token>'");
+  return std::string();
+}
+
+void ApiServer::Route() {
+  http_->set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        log::Error("request_failed", {{"path", req.path}, {"error", what}});
+        SendError(res, 500, "internal", "internal error; see the sendq log");
+      });
+  // Answers that the library makes itself (413, 400, 404 for unknown paths) get a JSON body.
+  http_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    switch (res.status) {
+      case 413:
+        return SendError(res, 413, "payload_too_large",
+                         fmt::format("request body over {} bytes", kMaxRequestBytes));
+      case 404:
+        return SendError(res, 404, "not_found", "no such endpoint");
+      default:
+        return SendError(res, res.status, "http_error", fmt::format("HTTP {}", res.status));
+    }
+  });
+  http_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    if (log::Enabled(log::Level::kDebug)) {
+      log::Debug("http_request", {{"method", req.method}, {"path", req.path}, {"status", res.status}});
+    }
+  });
+
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, {{"status", "ok"}});
+  });
+  http_->Get("/readyz", [this](const auto& req, auto& res) { HandleReady(req, res); });
+  http_->Get("/metrics", [this](const auto& req, auto& res) { HandleMetrics(req, res); });
+  http_->Post("/v1/messages", [this](const auto& req, auto& res) { HandleEnqueue(req, res); });
+  http_->Get("/v1/messages", [this](const auto& req, auto& res) { HandleList(req, res); });
+  http_->Get(R"(/v1/messages/([^/]+))",
+             [this](const auto& req, auto& res) { HandleGet(req, res); });
+  http_->Get(R"(/v1/messages/([^/]+)/attempts)",
+             [this](const auto& req, auto& res) { HandleAttempts(req, res); });
+  http_->Post(R"(/v1/messages/([^/]+)/cancel)",
+              [this](const auto& req, auto& res) { HandleCancel(req, res); });
+  http_->Post(R"(/v1/messages/([^/]+)/retry)",
+              [this](const auto& req, auto& res) { HandleRetry(req, res); });
+}
+
+void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& res) {
+  const std::string producer = Authenticate(req, res);
+  if (producer.empty()) return;
+  if (draining_) {
+    res.set_header("Retry-After", "5");
+    return SendError(res, 503, "shutting_down", "sendq is shutting down; retry shortly");
+  }
+  std::optional<std::string> idempotency_key;
+  if (req.has_header("Idempotency-Key")) {
+    std::string key = req.get_header_value("Idempotency-Key");
+    if (key.empty() || key.size() > kMaxIdempotencyKeyLength || !IsPrintableAscii(key)) {
+      return SendValidationErrors(
+          res, {FieldError{{"header", "Idempotency-Key"},
+                           fmt::format("must be 1 to {} printable ASCII characters",
+                                       kMaxIdempotencyKeyLength),
+                           "value_error"}});
+    }
+    idempotency_key = std::move(key);
+  }
+  ValidatedRequest validated = ParseAndValidateSendRequest(req.body);
+  if (!validated.ok()) return SendValidationErrors(res, validated.errors);
+
+  store::NewMessage nm;
+  nm.id = deps_.ids->Next();
+  nm.producer = producer;
+  nm.idempotency_key = idempotency_key;
+  nm.request_json = validated.request.dump();
+  nm.agent_id = StringField(validated.request, "agent_id");
+  nm.to_number = StringField(validated.request, "to_number");
+  nm.expires_at = MessageIdTime(nm.id) + options_.max_age;
+  Result<store::EnqueueResult> result = deps_.store->Enqueue(nm);
+  if (!result.ok()) {
+    if (result.status().IsConflict()) {
+      return SendError(res, 409, "idempotency_key_reused", result.status().message());
+    }
+    return SendStatus(res, result.status());
+  }
+  const Message& m = result->message;
+  res.set_header("Location", "/v1/messages/" + m.id);
+  if (result->replayed) {
+    res.set_header("Idempotent-Replayed", "true");
+    log::Info("message_replayed", {{"message_id", m.id}, {"producer", producer}});
+    return SendJson(res, 200, MessageRecord(m));
+  }
+  deps_.metrics->CountEnqueued();
+  deps_.dispatcher->WakeUp();
+  log::Info("message_enqueued", {{"message_id", m.id}, {"producer", producer}});
+  if (log::Enabled(log::Level::kDebug)) {
+    log::Debug("message_request", {{"message_id", m.id}, {"request", validated.request}});
+  }
+  SendJson(res, 202, MessageRecord(m));
+}
+
+void ApiServer::HandleGet(const httplib::Request& req, httplib::Response& res) {
+  const std::string producer = Authenticate(req, res);
+  if (producer.empty()) return;
+  const std::string id = req.matches[1];
+  // Long poll: ?wait=<duration> blocks until the message is final, or (with after_version)
+  // until it changes, or until the wait runs out. The answer is the record either way.
+  DurationMs wait = 0;
+  std::optional<int64_t> after_version;
+  std::vector<FieldError> errors;
+  if (req.has_param("wait")) {
+    Result<DurationMs> parsed = ParseDuration(req.get_param_value("wait"));
+    if (!parsed.ok() || *parsed > kMaxLongPoll) {
+      errors.push_back({{"query", "wait"},
+                        fmt::format("must be a duration such as 10s, at most {}",
+                                    FormatDuration(kMaxLongPoll)),
+                        "value_error"});
+    } else {
+      wait = *parsed;
+    }
+  }
+  if (req.has_param("after_version")) {
+    const std::string text = req.get_param_value("after_version");
+    try {
+      size_t used = 0;
+      after_version = std::stoll(text, &used);
+      if (used != text.size()) throw std::invalid_argument(text);
+    } catch (const std::exception&) {
+      errors.push_back({{"query", "after_version"}, "must be an integer", "int_parsing"});
+    }
+  }
+  if (!errors.empty()) return SendValidationErrors(res, errors);
+
+  const TimeMs deadline = deps_.clock->NowMs() + wait;
+  for (;;) {
+    const uint64_t generation = deps_.changes->Generation();
+    Result<Message> m = deps_.store->Get(producer, id);
+    if (!m.ok()) return SendStatus(res, m.status());
+    const bool changed = after_version ? m->version > *after_version : IsTerminal(m->status);
+    if (changed || wait == 0 || deps_.clock->NowMs() >= deadline || deps_.changes->closed()) {
+      return SendJson(res, 200, MessageRecord(*m));
+    }
+    deps_.changes->WaitForChange(generation, deadline);
+  }
+}
+
+void ApiServer::HandleAttempts(const httplib::Request& req, httplib::Response& res) {
+  const std::string producer = Authenticate(req, res);
+  if (producer.empty()) return;
+  Result<std::vector<Attempt>> attempts = deps_.store->ListAttempts(producer, req.matches[1]);
+  if (!attempts.ok()) return SendStatus(res, attempts.status());
+  nlohmann::json data = nlohmann::json::array();
+  for (const Attempt& a : *attempts) data.push_back(AttemptRecord(a));
+  SendJson(res, 200, {{"message_id", std::string(req.matches[1])}, {"data", std::move(data)}});
+}
+
+void ApiServer::HandleList(const httplib::Request& req, httplib::Response& res) {
+  const std::string producer = Authenticate(req, res);
+  if (producer.empty()) return;
+  std::multimap<std::string, std::string> params(req.params.begin(), req.params.end());
+  ParsedListQuery query = ParseListQuery(params);
+  if (!query.ok()) return SendValidationErrors(res, query.errors);
+  Result<store::ListPage> page = deps_.store->List(producer, query.filter);
+  if (!page.ok()) return SendStatus(res, page.status());
+  nlohmann::json data = nlohmann::json::array();
+  for (const Message& m : page->messages) data.push_back(MessageRecord(m));
+  nlohmann::json next_cursor = nullptr;
+  if (page->has_more && !page->messages.empty()) {
+    next_cursor = EncodeCursor(page->messages.back().id);
+  }
+  SendJson(res, 200,
+           {{"data", std::move(data)}, {"has_more", page->has_more}, {"next_cursor", next_cursor}});
+}
+
+void ApiServer::HandleCancel(const httplib::Request& req, httplib::Response& res) {
+  const std::string producer = Authenticate(req, res);
+  if (producer.empty()) return;
+  const std::string id = req.matches[1];
+  Result<Message> m = deps_.store->Cancel(producer, id, deps_.clock->NowMs());
+  if (m.ok()) {
+    log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
+    return SendJson(res, 200, MessageRecord(*m));
+  }
+  if (!m.status().IsConflict()) return SendStatus(res, m.status());
+  Result<Message> current = deps_.store->Get(producer, id);
+  if (!current.ok()) return SendStatus(res, current.status());
+  SendJson(res, 409,
+           {{"detail", fmt::format("only a queued message can be canceled; this one is {}",
+                                   StatusName(current->status))},
+            {"code", "invalid_state"},
+            {"status", StatusName(current->status)},
+            {"message", MessageRecord(*current)}});
+}
+
+void ApiServer::HandleRetry(const httplib::Request& req, httplib::Response& res) {
+  const std::string producer = Authenticate(req, res);
+  if (producer.empty()) return;
+  if (draining_) {
+    res.set_header("Retry-After", "5");
+    return SendError(res, 503, "shutting_down", "sendq is shutting down; retry shortly");
+  }
+  const std::string id = req.matches[1];
+  const TimeMs now = deps_.clock->NowMs();
+  Result<Message> m = deps_.store->Retry(producer, id, now, now + options_.max_age);
+  if (m.ok()) {
+    deps_.dispatcher->WakeUp();
+    log::Info("message_retried", {{"message_id", id}, {"producer", producer}});
+    return SendJson(res, 200, MessageRecord(*m));
+  }
+  if (!m.status().IsConflict()) return SendStatus(res, m.status());
+  Result<Message> current = deps_.store->Get(producer, id);
+  if (!current.ok()) return SendStatus(res, current.status());
+  SendJson(res, 409,
+           {{"detail", fmt::format("only a failed message can be retried; this one is {}",
+                                   StatusName(current->status))},
+            {"code", "invalid_state"},
+            {"status", StatusName(current->status)},
+            {"message", MessageRecord(*current)}});
+}
+
+void ApiServer::HandleReady(const httplib::Request&, httplib::Response& res) {
+  nlohmann::json reasons = nlohmann::json::array();
+  if (draining_) reasons.push_back("shutting down");
+  if (Status st = deps_.store->CheckWritable(); !st.ok()) {
+    reasons.push_back("database not writable: " + st.ToString());
+  }
+  if (deps_.circuit->paused()) {
+    reasons.push_back("upstream paused: " + deps_.circuit->pause_reason());
+  }
+  if (reasons.empty()) return SendJson(res, 200, {{"status", "ready"}});
+  SendJson(res, 503, {{"status", "not_ready"}, {"reasons", std::move(reasons)}});
+}
+
+void ApiServer::HandleMetrics(const httplib::Request& req, httplib::Response& res) {
+  if (Authenticate(req, res).empty()) return;
+  Result<store::Stats> stats = deps_.store->GetStats();
+  if (!stats.ok()) return SendStatus(res, stats.status());
+  res.set_content(deps_.metrics->Render(*stats, deps_.circuit->paused(), deps_.clock->NowMs()),
+                  "text/plain; version=0.0.4");
+}
+
+}  // namespace sendq::api

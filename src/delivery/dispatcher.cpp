@@ -1,0 +1,266 @@
+#include "delivery/dispatcher.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "util/log.h"
+
+namespace sendq::delivery {
+namespace {
+
+// With nothing due, the dispatcher still wakes this often. Purely defensive: every event that
+// can make work due wakes it directly.
+constexpr DurationMs kMaxIdleWait = 3'600'000;
+// After a store error, wait this long before claiming again.
+constexpr DurationMs kStoreErrorBackoff = 1000;
+
+std::string Truncate(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t cut = max;
+  // Do not split a UTF-8 sequence.
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut);
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(store::Store* store, UpstreamCircuit* circuit, Metrics* metrics,
+                       Clock* clock, UpstreamClientFactory client_factory,
+                       DispatcherOptions options)
+    : store_(store),
+      circuit_(circuit),
+      metrics_(metrics),
+      clock_(clock),
+      client_factory_(std::move(client_factory)),
+      options_(options) {}
+
+Dispatcher::~Dispatcher() {
+  if (dispatcher_thread_.joinable()) Stop(clock_->NowMs() + options_.lease);
+}
+
+void Dispatcher::Start() {
+  std::lock_guard<std::mutex> guard(mu_);
+  running_threads_ = options_.workers + 1;
+  dispatcher_thread_ = std::thread([this] { DispatchLoop(); });
+  for (int i = 0; i < options_.workers; ++i) {
+    worker_threads_.emplace_back([this, i] { WorkerLoop(i); });
+  }
+}
+
+void Dispatcher::WakeUp() {
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    ++wake_generation_;
+    next_wake_at_ = std::min(next_wake_at_, clock_->NowMs());
+  }
+  dispatch_cv_.notify_one();
+}
+
+int Dispatcher::Stop(TimeMs deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  stopping_ = true;
+  dispatch_cv_.notify_all();
+  work_cv_.notify_all();
+  clock_->WaitUntil(idle_cv_, lock, deadline, [&] { return running_threads_ == 0; });
+  int remaining = in_flight_;
+  bool all_done = running_threads_ == 0;
+  lock.unlock();
+  if (all_done) {
+    dispatcher_thread_.join();
+    for (auto& t : worker_threads_) t.join();
+    worker_threads_.clear();
+    return 0;
+  }
+  return std::max(remaining, 1);
+}
+
+TimeMs Dispatcher::EffectiveWakeAtLocked() const {
+  if (circuit_->paused()) return std::max(next_wake_at_, circuit_->next_probe_at());
+  return next_wake_at_;
+}
+
+void Dispatcher::DispatchLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    const TimeMs now = clock_->NowMs();
+    const int free_workers = options_.workers - in_flight_;
+    if (free_workers <= 0 || now < EffectiveWakeAtLocked()) {
+      TimeMs until = free_workers <= 0 ? now + kMaxIdleWait
+                                       : std::min(EffectiveWakeAtLocked(), now + kMaxIdleWait);
+      clock_->WaitUntil(dispatch_cv_, lock, until, [&] {
+        return stopping_ || (options_.workers - in_flight_ > 0 &&
+                             clock_->NowMs() >= EffectiveWakeAtLocked());
+      });
+      continue;
+    }
+    int limit = free_workers;
+    bool is_probe = false;
+    if (circuit_->paused()) {
+      if (!circuit_->TryAcquire(&is_probe)) {
+        // The probe is in flight; wait for it (or any send) to finish.
+        const uint64_t seen = completions_;
+        clock_->WaitUntil(dispatch_cv_, lock, now + kMaxIdleWait,
+                          [&] { return stopping_ || completions_ != seen; });
+        continue;
+      }
+      limit = 1;
+    }
+    const uint64_t generation = wake_generation_;
+    lock.unlock();
+    store::ClaimOptions claim_options;
+    claim_options.now = now;
+    claim_options.limit = limit;
+    claim_options.lease = options_.lease;
+    claim_options.max_attempts = options_.policy.max_attempts;
+    claim_options.fail_unknown = options_.policy.fail_unknown;
+    Result<std::vector<store::ClaimedMessage>> claimed = store_->Claim(claim_options);
+    std::optional<TimeMs> next_due;
+    bool store_failed = !claimed.ok();
+    if (!store_failed && static_cast<int>(claimed->size()) < limit) {
+      Result<std::optional<TimeMs>> wake = store_->NextWakeAt();
+      if (wake.ok()) {
+        next_due = *wake;
+      } else {
+        store_failed = true;
+        claimed = wake.status();
+      }
+    }
+    lock.lock();
+    if (store_failed) {
+      log::Error("claim_failed", {{"error", claimed.status().ToString()}});
+      if (is_probe) circuit_->Release(true);
+      next_wake_at_ = now + kStoreErrorBackoff;
+      continue;
+    }
+    if (claimed->empty() && is_probe) circuit_->Release(true);
+    for (store::ClaimedMessage& c : *claimed) {
+      jobs_.push_back(Job{std::move(c), is_probe});
+      ++in_flight_;
+    }
+    work_cv_.notify_all();
+    if (static_cast<int>(claimed->size()) < limit) {
+      // Everything due was taken. Sleep until the store's next deadline, unless a WakeUp came
+      // while we were looking (its work may not have been visible to our read).
+      next_wake_at_ = wake_generation_ != generation
+                          ? now
+                          : next_due.value_or(std::numeric_limits<TimeMs>::max());
+    }
+  }
+  if (--running_threads_ == 0) idle_cv_.notify_all();
+}
+
+void Dispatcher::WorkerLoop(int index) {
+  std::unique_ptr<UpstreamClient> client = client_factory_();
+  std::mt19937_64 rng(std::random_device{}() + static_cast<uint64_t>(index));
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+    if (jobs_.empty()) break;  // stopping, nothing left
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    const bool stopping = stopping_;
+    lock.unlock();
+    // No new sends once stopping, and none but the probe while the upstream is paused: put
+    // the claim back untouched.
+    std::optional<TimeMs> due_again;
+    if (stopping || (!job.is_probe && circuit_->paused())) {
+      Status st = store_->Unclaim(job.claim.message.id, job.claim.message.version,
+                                  job.claim.attempt_number);
+      if (!st.ok()) log::Error("unclaim_failed", {{"message_id", job.claim.message.id},
+                                                  {"error", st.ToString()}});
+      if (job.is_probe) circuit_->Release(true);
+    } else {
+      due_again = Deliver(*client, job, rng);
+    }
+    lock.lock();
+    --in_flight_;
+    ++completions_;
+    if (due_again) next_wake_at_ = std::min(next_wake_at_, *due_again);
+    dispatch_cv_.notify_one();
+  }
+  if (--running_threads_ == 0) idle_cv_.notify_all();
+}
+
+std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job,
+                                          std::mt19937_64& rng) {
+  const Message& m = job.claim.message;
+  const TimeMs started = clock_->NowMs();
+  UpstreamResponse response = client.Send(m.id, m.request_json);
+  const TimeMs finished = clock_->NowMs();
+  metrics_->ObserveUpstreamLatency(finished - started);
+
+  const OutcomeClass outcome = Classify(response);
+  std::string detail = response.transport == UpstreamResponse::Transport::kResponded
+                           ? ParseUpstreamErrorMessage(response.http_status, response.body)
+                           : response.transport_error;
+  const bool was_paused = circuit_->paused();
+  const bool charged = circuit_->OnResult(outcome, job.is_probe, detail);
+  const double unit_random = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  AttemptDecision decision =
+      DecideAfterAttempt(options_.policy, m, outcome, charged, response, finished, unit_random);
+
+  store::AttemptResult r;
+  r.message_id = m.id;
+  r.version = m.version;
+  r.attempt_number = job.claim.attempt_number;
+  r.finished_at = finished;
+  r.outcome = decision.outcome;
+  if (response.transport == UpstreamResponse::Transport::kResponded) {
+    r.http_status = response.http_status;
+    r.response_body = Truncate(response.body, kMaxStoredResponseBytes);
+  }
+  if (!decision.error.empty()) r.error = decision.error;
+  r.charged = charged;
+  r.new_status = decision.new_status;
+  r.next_attempt_at = decision.next_attempt_at;
+  r.last_error = decision.last_error;
+  if (decision.new_status == MessageStatus::kSent) {
+    SendResponseFields fields = ParseSendResponse(response.body);
+    r.provider_message_id = fields.provider_message_id;
+    r.channel = fields.channel;
+    r.from_number = fields.from_number;
+    r.sent_to_number = fields.to_number;
+    r.conversation_id = fields.conversation_id;
+    r.reply_parent_unresolved = fields.reply_parent_unresolved;
+    r.upstream_response = response.body;
+    if (!fields.readable) {
+      r.last_error = "AgentPhone accepted the message but its answer could not be read; the raw "
+                     "answer is kept in upstream_response";
+    }
+  }
+  Result<bool> recorded = store_->Complete(r);
+  metrics_->CountAttempt(decision.outcome);
+  nlohmann::json fields = {{"message_id", m.id},
+                           {"attempt", job.claim.attempt_number},
+                           {"outcome", OutcomeName(decision.outcome)},
+                           {"status", StatusName(decision.new_status)},
+                           {"charged", charged},
+                           {"latency_ms", finished - started}};
+  if (r.http_status) fields["http_status"] = *r.http_status;
+  if (r.provider_message_id) fields["provider_message_id"] = *r.provider_message_id;
+  if (job.is_probe) fields["probe"] = true;
+  if (!decision.error.empty()) fields["error"] = decision.error;
+  if (!recorded.ok()) {
+    fields["error"] = recorded.status().ToString();
+    log::Error("attempt_record_failed", std::move(fields));
+  } else if (!*recorded) {
+    log::Warn("attempt_result_fenced", std::move(fields));
+  } else {
+    log::Info("attempt_finished", std::move(fields));
+  }
+  if (was_paused != circuit_->paused()) {
+    if (circuit_->paused()) {
+      log::Warn("upstream_paused", {{"reason", circuit_->pause_reason()}});
+    } else {
+      log::Info("upstream_resumed");
+    }
+  }
+  if (recorded.ok() && *recorded && decision.new_status == MessageStatus::kQueued) {
+    return decision.next_attempt_at;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sendq::delivery

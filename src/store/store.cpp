@@ -1,0 +1,634 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "store/migrations.h"
+#include "store/sqlite.h"
+#include "store/writer.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+namespace sendq::store {
+namespace {
+
+// The column order ReadMessage() expects.
+#define SENDQ_MESSAGE_COLUMNS                                                               \
+  "id, producer, idempotency_key, request, status, attempts, version, created_at, "        \
+  "updated_at, next_attempt_at, expires_at, lease_until, sent_at, last_error, "            \
+  "provider_message_id, channel, from_number, sent_to_number, conversation_id, "           \
+  "reply_parent_unresolved, upstream_response, attempt_count"
+
+Message ReadMessage(const Stmt& s) {
+  Message m;
+  m.id = s.Text(0);
+  m.producer = s.Text(1);
+  m.idempotency_key = s.OptText(2);
+  m.request_json = s.Text(3);
+  m.status = static_cast<MessageStatus>(s.Int(4));
+  m.attempts = static_cast<int>(s.Int(5));
+  m.version = s.Int(6);
+  m.created_at = s.Int(7);
+  m.updated_at = s.Int(8);
+  m.next_attempt_at = s.Int(9);
+  m.expires_at = s.Int(10);
+  m.lease_until = s.OptInt(11);
+  m.sent_at = s.OptInt(12);
+  m.last_error = s.OptText(13);
+  m.provider_message_id = s.OptText(14);
+  m.channel = s.OptText(15);
+  m.from_number = s.OptText(16);
+  m.sent_to_number = s.OptText(17);
+  m.conversation_id = s.OptText(18);
+  if (auto v = s.OptInt(19)) m.reply_parent_unresolved = *v != 0;
+  m.upstream_response = s.OptText(20);
+  return m;
+}
+
+int AttemptCount(const Stmt& s) { return static_cast<int>(s.Int(21)); }
+
+std::optional<int64_t> OptBool(const std::optional<bool>& b) {
+  if (!b) return std::nullopt;
+  return *b ? 1 : 0;
+}
+
+// Holds an exclusive advisory lock on a file for the life of the store.
+class LockFile {
+ public:
+  static Result<std::unique_ptr<LockFile>> Acquire(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::IOError(fmt::format("open {}: {}", path, strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return Status::Unavailable(
+          fmt::format("another sendq process is using this database (lock {} is held)", path));
+    }
+    return std::unique_ptr<LockFile>(new LockFile(fd));
+  }
+  ~LockFile() { ::close(fd_); }
+
+ private:
+  explicit LockFile(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+Status ApplyMigrations(Db& db) {
+  Result<Stmt*> version_stmt = db.Prepare("PRAGMA user_version");
+  if (!version_stmt.ok()) return version_stmt.status();
+  Result<bool> row = (*version_stmt)->Step();
+  if (!row.ok()) return row.status();
+  int current = static_cast<int>((*version_stmt)->Int(0));
+  (*version_stmt)->Reset();
+  const auto& migrations = EmbeddedMigrations();
+  int latest = migrations.empty() ? 0 : migrations.back().version;
+  if (current > latest) {
+    return Status::InvalidArgument(fmt::format(
+        "the database is at schema version {}, newer than this sendq knows ({}); "
+        "upgrade sendq",
+        current, latest));
+  }
+  for (const Migration& m : migrations) {
+    if (m.version <= current) continue;
+    Transaction txn(&db, Transaction::Mode::kImmediate);
+    if (!txn.begin_status().ok()) return txn.begin_status();
+    Status st = db.Exec(m.sql);
+    if (st.ok()) st = db.Exec(fmt::format("PRAGMA user_version = {}", m.version).c_str());
+    if (st.ok()) st = txn.Commit();
+    if (!st.ok()) {
+      return Status::Internal(fmt::format("migration {} failed: {}", m.name, st.ToString()));
+    }
+    log::Info("schema_migrated", {{"version", m.version}, {"migration", m.name}});
+  }
+  return Status::Ok();
+}
+
+// Connections for reads, handed out one per caller and returned when done.
+class ReaderPool {
+ public:
+  ReaderPool(std::string path, bool synchronous_full)
+      : path_(std::move(path)), synchronous_full_(synchronous_full) {}
+
+  class Lease {
+   public:
+    Lease(ReaderPool* pool, std::unique_ptr<Db> db) : pool_(pool), db_(std::move(db)) {}
+    ~Lease() {
+      if (db_) pool_->Return(std::move(db_));
+    }
+    Lease(Lease&&) = default;
+    Db& operator*() { return *db_; }
+    Db* operator->() { return db_.get(); }
+
+   private:
+    ReaderPool* pool_;
+    std::unique_ptr<Db> db_;
+  };
+
+  Result<Lease> Acquire() {
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      if (!idle_.empty()) {
+        std::unique_ptr<Db> db = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(db));
+      }
+    }
+    Result<std::unique_ptr<Db>> db = Db::Open(path_, synchronous_full_);
+    if (!db.ok()) return db.status();
+    return Lease(this, std::move(*db));
+  }
+
+ private:
+  void Return(std::unique_ptr<Db> db) {
+    std::lock_guard<std::mutex> guard(mu_);
+    idle_.push_back(std::move(db));
+  }
+
+  const std::string path_;
+  const bool synchronous_full_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Db>> idle_;  // GUARDED_BY(mu_)
+};
+
+// Runs a prepared statement that returns message rows.
+Result<std::vector<Message>> CollectMessages(Stmt* stmt) {
+  std::vector<Message> out;
+  for (;;) {
+    Result<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back(ReadMessage(*stmt));
+  }
+  return out;
+}
+
+Result<std::optional<Message>> FindMessage(Db& db, const std::string& producer,
+                                           const std::string& id) {
+  Result<Stmt*> stmt =
+      db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS " FROM messages WHERE id = ?1 AND producer = ?2");
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)->Bind(1, id).Bind(2, producer);
+  Result<std::vector<Message>> rows = CollectMessages(*stmt);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<Message>();
+  return std::optional<Message>(std::move(rows->front()));
+}
+
+Status NotFound(const std::string& id) {
+  return Status::NotFound(fmt::format("no message {}", id));
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::unique_ptr<LockFile> lock, std::unique_ptr<Db> write_db, std::string path,
+              StoreOptions options, const Clock* clock, std::function<void()> on_commit)
+      : clock_(clock),
+        lock_(std::move(lock)),
+        readers_(path, options.synchronous_full),
+        writer_(std::move(write_db), std::move(on_commit)) {}
+
+  Result<EnqueueResult> Enqueue(const NewMessage& nm) override {
+    const TimeMs created_at = MessageIdTime(nm.id);
+    return writer_.Call<EnqueueResult>([&](Db& db) -> Result<EnqueueResult> {
+      if (nm.idempotency_key) {
+        Result<Stmt*> find = db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS
+                                        " FROM messages WHERE producer = ?1 AND "
+                                        "idempotency_key = ?2");
+        if (!find.ok()) return find.status();
+        (*find)->Bind(1, nm.producer).Bind(2, *nm.idempotency_key);
+        Result<std::vector<Message>> existing = CollectMessages(*find);
+        if (!existing.ok()) return existing.status();
+        if (!existing->empty()) {
+          Message& earlier = existing->front();
+          if (earlier.request_json != nm.request_json) {
+            return Status::Conflict(
+                "this Idempotency-Key was already used with a different request body; use a "
+                "new key for a new message");
+          }
+          return EnqueueResult{std::move(earlier), true};
+        }
+      }
+      Result<Stmt*> insert = db.Prepare(
+          "INSERT INTO messages (id, producer, idempotency_key, request, agent_id, to_number, "
+          "status, created_at, updated_at, next_attempt_at, expires_at) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?7, ?8)");
+      if (!insert.ok()) return insert.status();
+      (*insert)
+          ->Bind(1, nm.id)
+          .Bind(2, nm.producer)
+          .Bind(3, nm.idempotency_key)
+          .Bind(4, nm.request_json)
+          .Bind(5, nm.agent_id)
+          .Bind(6, nm.to_number)
+          .Bind(7, created_at)
+          .Bind(8, nm.expires_at);
+      Status st = (*insert)->Run();
+      if (!st.ok()) return st;
+      Message m;
+      m.id = nm.id;
+      m.producer = nm.producer;
+      m.idempotency_key = nm.idempotency_key;
+      m.request_json = nm.request_json;
+      m.status = MessageStatus::kQueued;
+      m.version = 1;
+      m.created_at = m.updated_at = m.next_attempt_at = created_at;
+      m.expires_at = nm.expires_at;
+      return EnqueueResult{std::move(m), false};
+    });
+  }
+
+  Result<Message> Get(const std::string& producer, const std::string& id) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    Result<std::optional<Message>> m = FindMessage(**db, producer, id);
+    if (!m.ok()) return m.status();
+    if (!*m) return NotFound(id);
+    return std::move(**m);
+  }
+
+  Result<std::vector<Attempt>> ListAttempts(const std::string& producer,
+                                            const std::string& id) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    // One read transaction, so the message and its ledger agree.
+    Transaction txn(&**db);
+    Result<std::optional<Message>> m = FindMessage(**db, producer, id);
+    if (!m.ok()) return m.status();
+    if (!*m) return NotFound(id);
+    Result<Stmt*> stmt = (*db)->Prepare(
+        "SELECT number, started_at, finished_at, outcome, http_status, error, response_body, "
+        "charged FROM attempts WHERE message_id = ?1 ORDER BY number");
+    if (!stmt.ok()) return stmt.status();
+    (*stmt)->Bind(1, id);
+    std::vector<Attempt> out;
+    for (;;) {
+      Result<bool> row = (*stmt)->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      Stmt& s = **stmt;
+      Attempt a;
+      a.message_id = id;
+      a.number = static_cast<int>(s.Int(0));
+      a.started_at = s.Int(1);
+      a.finished_at = s.OptInt(2);
+      if (auto o = s.OptInt(3)) a.outcome = static_cast<AttemptOutcome>(*o);
+      if (auto h = s.OptInt(4)) a.http_status = static_cast<int>(*h);
+      a.error = s.OptText(5);
+      a.response_body = s.OptText(6);
+      a.charged = s.Int(7) != 0;
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+
+  Result<ListPage> List(const std::string& producer, const ListFilter& f) override {
+    std::string sql = "SELECT " SENDQ_MESSAGE_COLUMNS " FROM messages WHERE producer = ?1";
+    // Every filter has a fixed parameter number, so the SQL text (and its cached statement)
+    // depends only on which filters are present.
+    if (f.status) sql += " AND status = ?2";
+    if (f.agent_id) sql += " AND agent_id = ?3";
+    if (f.to_number) sql += " AND to_number = ?4";
+    if (f.provider_message_id) sql += " AND provider_message_id = ?5";
+    // Ids begin with their creation time, so time bounds are id bounds and use the index.
+    if (f.created_after) sql += " AND id >= ?6";
+    if (f.created_before) sql += " AND id < ?7";
+    if (f.before_id) sql += " AND id < ?8";
+    sql += " ORDER BY id DESC LIMIT ?9";
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    Result<Stmt*> stmt = (*db)->Prepare(sql.c_str());
+    if (!stmt.ok()) return stmt.status();
+    Stmt& s = **stmt;
+    s.Bind(1, producer);
+    if (f.status) s.Bind(2, static_cast<int64_t>(*f.status));
+    if (f.agent_id) s.Bind(3, *f.agent_id);
+    if (f.to_number) s.Bind(4, *f.to_number);
+    if (f.provider_message_id) s.Bind(5, *f.provider_message_id);
+    if (f.created_after) s.Bind(6, MinMessageIdAt(*f.created_after));
+    if (f.created_before) s.Bind(7, MinMessageIdAt(*f.created_before));
+    if (f.before_id) s.Bind(8, *f.before_id);
+    s.Bind(9, static_cast<int64_t>(f.limit) + 1);
+    Result<std::vector<Message>> rows = CollectMessages(&s);
+    if (!rows.ok()) return rows.status();
+    ListPage page;
+    page.messages = std::move(*rows);
+    if (page.messages.size() > static_cast<size_t>(f.limit)) {
+      page.has_more = true;
+      page.messages.resize(f.limit);
+    }
+    return page;
+  }
+
+  Result<Message> Cancel(const std::string& producer, const std::string& id,
+                         TimeMs now) override {
+    return Transition(producer, id, MessageStatus::kQueued,
+                      "UPDATE messages SET status = 4, version = version + 1, updated_at = ?3 "
+                      "WHERE id = ?1 AND version = ?2 RETURNING " SENDQ_MESSAGE_COLUMNS,
+                      now, 0);
+  }
+
+  Result<Message> Retry(const std::string& producer, const std::string& id, TimeMs now,
+                        TimeMs expires_at) override {
+    return Transition(producer, id, MessageStatus::kFailed,
+                      "UPDATE messages SET status = 0, version = version + 1, updated_at = ?3, "
+                      "next_attempt_at = ?3, expires_at = ?4, attempts = 0, last_error = NULL "
+                      "WHERE id = ?1 AND version = ?2 RETURNING " SENDQ_MESSAGE_COLUMNS,
+                      now, expires_at);
+  }
+
+  Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& o) override {
+    return writer_.Call<std::vector<ClaimedMessage>>(
+        [&](Db& db) -> Result<std::vector<ClaimedMessage>> {
+          Status st = ExpireQueued(db, o.now);
+          if (st.ok()) st = RecoverExpiredLeases(db, o);
+          if (!st.ok()) return st;
+          Result<Stmt*> claim = db.Prepare(
+              "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
+              "attempt_count = attempt_count + 1, updated_at = ?1 "
+              "WHERE id IN (SELECT id FROM messages WHERE status = 0 AND next_attempt_at <= ?1 "
+              "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
+          if (!claim.ok()) return claim.status();
+          (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, static_cast<int64_t>(o.limit));
+          std::vector<ClaimedMessage> out;
+          for (;;) {
+            Result<bool> row = (*claim)->Step();
+            if (!row.ok()) return row.status();
+            if (!*row) break;
+            out.push_back(ClaimedMessage{ReadMessage(**claim), AttemptCount(**claim)});
+          }
+          Result<Stmt*> insert = db.Prepare(
+              "INSERT INTO attempts (message_id, number, started_at) VALUES (?1, ?2, ?3)");
+          if (!insert.ok()) return insert.status();
+          for (const ClaimedMessage& c : out) {
+            (*insert)->Reset();
+            (*insert)->Bind(1, c.message.id).Bind(2, c.attempt_number).Bind(3, o.now);
+            if (Status ins = (*insert)->Run(); !ins.ok()) return ins;
+          }
+          return out;
+        });
+  }
+
+  Result<bool> Complete(const AttemptResult& r) override {
+    return writer_.Call<bool>([&](Db& db) -> Result<bool> {
+      Result<Stmt*> update = db.Prepare(
+          "UPDATE messages SET status = ?3, attempts = attempts + ?4, version = version + 1, "
+          "updated_at = ?5, next_attempt_at = ?6, lease_until = NULL, last_error = ?7, "
+          "sent_at = CASE WHEN ?3 = 2 THEN ?5 ELSE sent_at END, "
+          "provider_message_id = coalesce(?8, provider_message_id), "
+          "channel = coalesce(?9, channel), from_number = coalesce(?10, from_number), "
+          "sent_to_number = coalesce(?11, sent_to_number), "
+          "conversation_id = coalesce(?12, conversation_id), "
+          "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), "
+          "upstream_response = coalesce(?14, upstream_response) "
+          "WHERE id = ?1 AND version = ?2 AND status = 1");
+      if (!update.ok()) return update.status();
+      (*update)
+          ->Bind(1, r.message_id)
+          .Bind(2, r.version)
+          .Bind(3, static_cast<int64_t>(r.new_status))
+          .Bind(4, static_cast<int64_t>(r.charged ? 1 : 0))
+          .Bind(5, r.finished_at)
+          .Bind(6, r.next_attempt_at)
+          .Bind(7, r.last_error)
+          .Bind(8, r.provider_message_id)
+          .Bind(9, r.channel)
+          .Bind(10, r.from_number)
+          .Bind(11, r.sent_to_number)
+          .Bind(12, r.conversation_id)
+          .Bind(13, OptBool(r.reply_parent_unresolved))
+          .Bind(14, r.upstream_response);
+      if (Status st = (*update)->Run(); !st.ok()) return st;
+      // Fenced: the lease was taken over; the newer state wins.
+      if (db.Changes() == 0) return false;
+      Result<Stmt*> attempt = db.Prepare(
+          "UPDATE attempts SET finished_at = ?3, outcome = ?4, http_status = ?5, error = ?6, "
+          "response_body = ?7, charged = ?8 WHERE message_id = ?1 AND number = ?2");
+      if (!attempt.ok()) return attempt.status();
+      std::optional<int64_t> http_status;
+      if (r.http_status) http_status = *r.http_status;
+      (*attempt)
+          ->Bind(1, r.message_id)
+          .Bind(2, static_cast<int64_t>(r.attempt_number))
+          .Bind(3, r.finished_at)
+          .Bind(4, static_cast<int64_t>(r.outcome))
+          .Bind(5, http_status)
+          .Bind(6, r.error)
+          .Bind(7, r.response_body)
+          .Bind(8, static_cast<int64_t>(r.charged ? 1 : 0));
+      if (Status st = (*attempt)->Run(); !st.ok()) return st;
+      return true;
+    });
+  }
+
+  Status Unclaim(const std::string& id, int64_t version, int attempt_number) override {
+    return writer_.Run([&](Db& db) -> Status {
+      Result<Stmt*> update = db.Prepare(
+          "UPDATE messages SET status = 0, version = version + 1, lease_until = NULL, "
+          "attempt_count = attempt_count - 1 WHERE id = ?1 AND version = ?2 AND status = 1");
+      if (!update.ok()) return update.status();
+      (*update)->Bind(1, id).Bind(2, version);
+      if (Status st = (*update)->Run(); !st.ok()) return st;
+      if (db.Changes() == 0) return Status::Ok();
+      Result<Stmt*> remove =
+          db.Prepare("DELETE FROM attempts WHERE message_id = ?1 AND number = ?2");
+      if (!remove.ok()) return remove.status();
+      (*remove)->Bind(1, id).Bind(2, static_cast<int64_t>(attempt_number));
+      return (*remove)->Run();
+    });
+  }
+
+  Result<std::optional<TimeMs>> NextWakeAt() override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    Result<Stmt*> stmt = (*db)->Prepare(
+        "SELECT min((SELECT min(next_attempt_at) FROM messages WHERE status = 0), "
+        "(SELECT min(expires_at) FROM messages WHERE status = 0)), "
+        "(SELECT min(lease_until) FROM messages WHERE status = 1)");
+    if (!stmt.ok()) return stmt.status();
+    Result<bool> row = (*stmt)->Step();
+    if (!row.ok()) return row.status();
+    std::optional<TimeMs> queued = (*stmt)->OptInt(0);
+    std::optional<TimeMs> lease = (*stmt)->OptInt(1);
+    if (queued && lease) return std::optional<TimeMs>(std::min(*queued, *lease));
+    return queued ? queued : lease;
+  }
+
+  Result<Stats> GetStats() override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    Transaction txn(&**db);
+    Stats stats;
+    Result<Stmt*> counts =
+        (*db)->Prepare("SELECT status, count(*) FROM messages GROUP BY status");
+    if (!counts.ok()) return counts.status();
+    for (;;) {
+      Result<bool> row = (*counts)->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      stats.by_status[static_cast<MessageStatus>((*counts)->Int(0))] = (*counts)->Int(1);
+    }
+    Result<Stmt*> oldest =
+        (*db)->Prepare("SELECT id FROM messages WHERE status = 0 ORDER BY id LIMIT 1");
+    if (!oldest.ok()) return oldest.status();
+    Result<bool> row = (*oldest)->Step();
+    if (!row.ok()) return row.status();
+    if (*row) stats.oldest_queued_created_at = MessageIdTime((*oldest)->Text(0));
+    return stats;
+  }
+
+  Status CheckWritable() override {
+    return writer_.Run([](Db& db) { return db.Exec("PRAGMA user_version"); });
+  }
+
+  // Voids every lease: called once at open, when no other process can hold one.
+  Status VoidLeases() {
+    TimeMs now = clock_->NowMs();
+    return writer_.Run([now](Db& db) -> Status {
+      Result<Stmt*> stmt =
+          db.Prepare("UPDATE messages SET lease_until = ?1 WHERE status = 1 AND lease_until > ?1");
+      if (!stmt.ok()) return stmt.status();
+      (*stmt)->Bind(1, now);
+      Status st = (*stmt)->Run();
+      if (st.ok() && db.Changes() > 0) {
+        log::Warn("leases_voided",
+                  {{"messages", db.Changes()},
+                   {"reason", "left in sending by an earlier process; outcome unknown"}});
+      }
+      return st;
+    });
+  }
+
+ private:
+  // A producer-initiated state change that is legal only from `from`. The version check keeps
+  // it atomic against a worker that claims the message in between.
+  Result<Message> Transition(const std::string& producer, const std::string& id,
+                             MessageStatus from, const char* sql, TimeMs now, TimeMs expires_at) {
+    return writer_.Call<Message>([&](Db& db) -> Result<Message> {
+      Result<std::optional<Message>> current = FindMessage(db, producer, id);
+      if (!current.ok()) return current.status();
+      if (!*current) return NotFound(id);
+      if ((*current)->status != from) {
+        return Status::Conflict(fmt::format("message {} is {}", id, StatusName((*current)->status)));
+      }
+      Result<Stmt*> stmt = db.Prepare(sql);
+      if (!stmt.ok()) return stmt.status();
+      (*stmt)->Bind(1, id).Bind(2, (*current)->version).Bind(3, now);
+      if (expires_at != 0) (*stmt)->Bind(4, expires_at);
+      Result<std::vector<Message>> rows = CollectMessages(*stmt);
+      if (!rows.ok()) return rows.status();
+      if (rows->empty()) return Status::Internal("message changed during a transition");
+      return std::move(rows->front());
+    });
+  }
+
+  static Status ExpireQueued(Db& db, TimeMs now) {
+    Result<Stmt*> stmt = db.Prepare(
+        "UPDATE messages SET status = 3, version = version + 1, updated_at = ?1, "
+        "last_error = 'expired: its validity (--max-age) ran out before it could be delivered' "
+        "WHERE status = 0 AND expires_at <= ?1 RETURNING id");
+    if (!stmt.ok()) return stmt.status();
+    (*stmt)->Bind(1, now);
+    for (;;) {
+      Result<bool> row = (*stmt)->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return Status::Ok();
+      log::Info("message_expired", {{"message_id", (*stmt)->Text(0)}});
+    }
+  }
+
+  // A `sending` message whose lease ran out: its worker died or hung, so the attempt's outcome
+  // is unknown. It is charged, then retried or failed as --on-unknown says.
+  static Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
+    Result<Stmt*> select = db.Prepare(
+        "SELECT " SENDQ_MESSAGE_COLUMNS " FROM messages WHERE status = 1 AND lease_until <= ?1");
+    if (!select.ok()) return select.status();
+    (*select)->Bind(1, o.now);
+    std::vector<std::pair<Message, int>> expired;
+    for (;;) {
+      Result<bool> row = (*select)->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      expired.emplace_back(ReadMessage(**select), AttemptCount(**select));
+    }
+    (*select)->Reset();
+    for (auto& [m, attempt_number] : expired) {
+      const std::string unknown = fmt::format(
+          "attempt {} outcome unknown: its lease expired before a result was recorded "
+          "(process stopped or hung mid-request)",
+          attempt_number);
+      Result<Stmt*> close_attempt = db.Prepare(
+          "UPDATE attempts SET finished_at = ?3, outcome = 3, error = ?4, charged = 1 "
+          "WHERE message_id = ?1 AND number = ?2 AND outcome IS NULL");
+      if (!close_attempt.ok()) return close_attempt.status();
+      (*close_attempt)->Bind(1, m.id).Bind(2, static_cast<int64_t>(attempt_number)).Bind(3, o.now);
+      (*close_attempt)->Bind(4, unknown);
+      if (Status st = (*close_attempt)->Run(); !st.ok()) return st;
+      const int charged = m.attempts + 1;
+      MessageStatus next = MessageStatus::kQueued;
+      std::string reason = unknown;
+      if (o.fail_unknown) {
+        next = MessageStatus::kFailed;
+        reason += "; not retried because --on-unknown=fail";
+      } else if (charged >= o.max_attempts) {
+        next = MessageStatus::kFailed;
+        reason = fmt::format("attempts exhausted ({} of {}); last: {}", charged, o.max_attempts,
+                             unknown);
+      } else if (m.expires_at <= o.now) {
+        next = MessageStatus::kFailed;
+        reason = "expired: its validity (--max-age) ran out; last: " + unknown;
+      }
+      Result<Stmt*> update = db.Prepare(
+          "UPDATE messages SET status = ?3, attempts = attempts + 1, version = version + 1, "
+          "updated_at = ?4, next_attempt_at = ?4, lease_until = NULL, last_error = ?5 "
+          "WHERE id = ?1 AND version = ?2");
+      if (!update.ok()) return update.status();
+      (*update)
+          ->Bind(1, m.id)
+          .Bind(2, m.version)
+          .Bind(3, static_cast<int64_t>(next))
+          .Bind(4, o.now)
+          .Bind(5, reason);
+      if (Status st = (*update)->Run(); !st.ok()) return st;
+      log::Warn("lease_expired", {{"message_id", m.id},
+                                  {"attempt", attempt_number},
+                                  {"status", StatusName(next)}});
+    }
+    return Status::Ok();
+  }
+
+  const Clock* const clock_;
+  std::unique_ptr<LockFile> lock_;
+  ReaderPool readers_;
+  Writer writer_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOptions options,
+                                               const Clock* clock,
+                                               std::function<void()> on_commit) {
+  Result<std::unique_ptr<LockFile>> lock = LockFile::Acquire(path + ".lock");
+  if (!lock.ok()) return lock.status();
+  Result<std::unique_ptr<Db>> db = Db::Open(path, options.synchronous_full);
+  if (!db.ok()) return db.status();
+  if (Status st = ApplyMigrations(**db); !st.ok()) return st;
+  auto store = std::make_unique<SqliteStore>(std::move(*lock), std::move(*db), path, options,
+                                             clock, std::move(on_commit));
+  if (Status st = store->VoidLeases(); !st.ok()) return st;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<int> SchemaVersion(const std::string& path) {
+  Result<std::unique_ptr<Db>> db = Db::Open(path, true);
+  if (!db.ok()) return db.status();
+  Result<Stmt*> stmt = (*db)->Prepare("PRAGMA user_version");
+  if (!stmt.ok()) return stmt.status();
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  return static_cast<int>((*stmt)->Int(0));
+}
+
+}  // namespace sendq::store

@@ -1,0 +1,87 @@
+#include "store/writer.h"
+
+#include "util/log.h"
+
+namespace sendq::store {
+namespace {
+
+// Bounds the work (and latency) of one transaction. Far above what concurrent producers
+// usually have waiting, so it rarely splits a batch.
+constexpr size_t kMaxBatch = 2048;
+
+}  // namespace
+
+Writer::Writer(std::unique_ptr<Db> db, std::function<void()> on_commit)
+    : on_commit_(std::move(on_commit)), db_(std::move(db)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Writer::~Writer() {
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+Status Writer::Run(Fn fn) {
+  std::future<Status> result;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (stopping_) return Status::Unavailable("the store is shutting down");
+    Task task{std::move(fn), {}};
+    result = task.done.get_future();
+    pending_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+  return result.get();
+}
+
+void Writer::Loop() {
+  for (;;) {
+    std::deque<Task> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty()) return;  // stopping, and nothing left to do
+      while (!pending_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    CommitBatch(batch);
+  }
+}
+
+void Writer::CommitBatch(std::deque<Task>& batch) {
+  std::vector<Status> results(batch.size());
+  Status commit_status;
+  {
+    Transaction txn(db_.get(), Transaction::Mode::kImmediate);
+    commit_status = txn.begin_status();
+    if (commit_status.ok()) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Status st = db_->Exec("SAVEPOINT task");
+        if (st.ok()) {
+          st = batch[i].fn(*db_);
+          // A task that failed leaves nothing behind; the others in the batch keep their work.
+          if (!st.ok()) db_->Exec("ROLLBACK TO task");
+          db_->Exec("RELEASE task");
+        }
+        results[i] = st;
+      }
+      commit_status = txn.Commit();
+    }
+  }
+  if (!commit_status.ok()) {
+    log::Error("store_commit_failed", {{"error", commit_status.ToString()},
+                                       {"batch", batch.size()}});
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].done.set_value(commit_status.ok() ? results[i] : commit_status);
+  }
+  if (commit_status.ok() && on_commit_) on_commit_();
+}
+
+}  // namespace sendq::store

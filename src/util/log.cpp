@@ -45,7 +45,8 @@ bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(); }
 
 void Write(Level level, std::string_view event, nlohmann::json fields) {
   if (!Enabled(level)) return;
-  nlohmann::json line = nlohmann::json::object();
+  // Ordered, so every line starts with ts, level and event.
+  nlohmann::ordered_json line = nlohmann::ordered_json::object();
   line["ts"] = FormatRfc3339(SystemClock::Default()->NowMs());
   line["level"] = LevelName(level);
   line["event"] = event;

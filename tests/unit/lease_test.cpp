@@ -1,0 +1,158 @@
+#include <doctest/doctest.h>
+
+#include "store_fixture.h"
+
+namespace sendq {
+namespace {
+
+using test::StoreFixture;
+
+store::AttemptResult Sent(const store::ClaimedMessage& c, TimeMs now) {
+  store::AttemptResult r;
+  r.message_id = c.message.id;
+  r.version = c.message.version;
+  r.attempt_number = c.attempt_number;
+  r.finished_at = now;
+  r.outcome = AttemptOutcome::kSent;
+  r.http_status = 200;
+  r.charged = true;
+  r.new_status = MessageStatus::kSent;
+  r.provider_message_id = "msg_abc";
+  r.channel = "sms";
+  return r;
+}
+
+TEST_CASE("lease: a claim leases the message and writes the attempt row first") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  const auto& c = claimed->front();
+  CHECK(c.message.status == MessageStatus::kSending);
+  CHECK(c.message.version > m.version);
+  CHECK(c.attempt_number == 1);
+  REQUIRE(c.message.lease_until.has_value());
+  CHECK(*c.message.lease_until == f.clock().NowMs() + 60'000);
+  auto attempts = f.store().ListAttempts("alice", m.id);
+  REQUIRE(attempts.ok());
+  REQUIRE(attempts->size() == 1);
+  CHECK_FALSE((*attempts)[0].outcome.has_value());  // in flight
+  // A leased message is not claimed twice.
+  auto again = f.store().Claim(f.ClaimAt());
+  REQUIRE(again.ok());
+  CHECK(again->empty());
+}
+
+TEST_CASE("lease: the holder records the result") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  auto recorded = f.store().Complete(Sent(claimed->front(), f.clock().NowMs()));
+  REQUIRE(recorded.ok());
+  CHECK(*recorded);
+  auto got = f.store().Get("alice", m.id);
+  CHECK(got->status == MessageStatus::kSent);
+  CHECK(got->provider_message_id == "msg_abc");
+  CHECK(got->attempts == 1);
+  CHECK(got->sent_at.has_value());
+  CHECK_FALSE(got->lease_until.has_value());
+  auto attempts = f.store().ListAttempts("alice", m.id);
+  CHECK((*attempts)[0].outcome == AttemptOutcome::kSent);
+  CHECK((*attempts)[0].http_status == 200);
+}
+
+TEST_CASE("lease: an expired lease is recovered as an unknown outcome and retried") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  const store::ClaimedMessage stale = claimed->front();
+  f.clock().Advance(60'000);
+  auto reclaimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(reclaimed.ok());
+  REQUIRE(reclaimed->size() == 1);
+  CHECK(reclaimed->front().attempt_number == 2);
+  CHECK(reclaimed->front().message.attempts == 1);  // the unknown attempt was charged
+  auto attempts = f.store().ListAttempts("alice", m.id);
+  REQUIRE(attempts->size() == 2);
+  CHECK((*attempts)[0].outcome == AttemptOutcome::kUnknown);
+  CHECK((*attempts)[0].charged);
+
+  SUBCASE("the worker whose lease was taken over cannot overwrite the newer state") {
+    auto late = f.store().Complete(Sent(stale, f.clock().NowMs()));
+    REQUIRE(late.ok());
+    CHECK_FALSE(*late);
+    auto got = f.store().Get("alice", m.id);
+    CHECK(got->status == MessageStatus::kSending);
+    CHECK_FALSE(got->provider_message_id.has_value());
+    CHECK((*f.store().ListAttempts("alice", m.id))[0].outcome == AttemptOutcome::kUnknown);
+  }
+  SUBCASE("the new holder's result is recorded") {
+    auto ok = f.store().Complete(Sent(reclaimed->front(), f.clock().NowMs()));
+    REQUIRE(ok.ok());
+    CHECK(*ok);
+    CHECK(f.store().Get("alice", m.id)->status == MessageStatus::kSent);
+  }
+}
+
+TEST_CASE("lease: with --on-unknown=fail an expired lease fails the message") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  REQUIRE(f.store().Claim(f.ClaimAt()).ok());
+  f.clock().Advance(60'000);
+  store::ClaimOptions o = f.ClaimAt();
+  o.fail_unknown = true;
+  auto claimed = f.store().Claim(o);
+  REQUIRE(claimed.ok());
+  CHECK(claimed->empty());
+  auto got = f.store().Get("alice", m.id);
+  CHECK(got->status == MessageStatus::kFailed);
+  CHECK(got->last_error->find("--on-unknown=fail") != std::string::npos);
+}
+
+TEST_CASE("lease: an expired lease on the last allowed attempt exhausts the message") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  store::ClaimOptions o = f.ClaimAt();
+  o.max_attempts = 1;
+  REQUIRE(f.store().Claim(o).ok());
+  f.clock().Advance(60'000);
+  o.now = f.clock().NowMs();
+  REQUIRE(f.store().Claim(o).ok());
+  auto got = f.store().Get("alice", m.id);
+  CHECK(got->status == MessageStatus::kFailed);
+  CHECK(got->last_error->find("exhausted") != std::string::npos);
+}
+
+TEST_CASE("lease: reopening the database voids leases left by a stopped process") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  REQUIRE(f.store().Claim(f.ClaimAt())->size() == 1);
+  f.Reopen();  // as after a crash: the new process is the only one that can hold leases
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  CHECK(claimed->front().message.id == m.id);
+  CHECK(claimed->front().attempt_number == 2);
+  CHECK((*f.store().ListAttempts("alice", m.id))[0].outcome == AttemptOutcome::kUnknown);
+}
+
+TEST_CASE("lease: an unused claim is handed back without a trace") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed->size() == 1);
+  const auto& c = claimed->front();
+  REQUIRE(f.store().Unclaim(c.message.id, c.message.version, c.attempt_number).ok());
+  auto got = f.store().Get("alice", m.id);
+  CHECK(got->status == MessageStatus::kQueued);
+  CHECK(f.store().ListAttempts("alice", m.id)->empty());
+  auto again = f.store().Claim(f.ClaimAt());
+  REQUIRE(again->size() == 1);
+  CHECK(again->front().attempt_number == 1);
+}
+
+}  // namespace
+}  // namespace sendq

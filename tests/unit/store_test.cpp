@@ -1,0 +1,217 @@
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include "store/migrations.h"
+#include "store_fixture.h"
+
+namespace sendq {
+namespace {
+
+using test::StoreFixture;
+
+TEST_CASE("store: a new database gets the latest schema version") {
+  StoreFixture f;
+  auto version = store::SchemaVersion(f.path());
+  REQUIRE(version.ok());
+  CHECK(*version == store::EmbeddedMigrations().back().version);
+}
+
+TEST_CASE("store: an enqueued message survives closing and reopening the file") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  CHECK(m.status == MessageStatus::kQueued);
+  f.Reopen();
+  auto got = f.store().Get("alice", m.id);
+  REQUIRE(got.ok());
+  CHECK(got->id == m.id);
+  CHECK(got->status == MessageStatus::kQueued);
+  CHECK(got->request_json == m.request_json);
+  CHECK(got->created_at == m.created_at);
+  CHECK(got->attempts == 0);
+}
+
+TEST_CASE("store: another producer's message is not found") {
+  StoreFixture f;
+  Message m = f.Enqueue("alice");
+  auto got = f.store().Get("bob", m.id);
+  CHECK(got.status().IsNotFound());
+  CHECK(f.store().ListAttempts("bob", m.id).status().IsNotFound());
+  CHECK(f.store().Cancel("bob", m.id, f.clock().NowMs()).status().IsNotFound());
+}
+
+TEST_CASE("store: a second process cannot open the same database") {
+  StoreFixture f;
+  FakeClock clock;
+  auto second = store::OpenSqliteStore(f.path(), {}, &clock, nullptr);
+  CHECK(second.status().IsUnavailable());
+}
+
+TEST_CASE("store: a database from a newer sendq is refused") {
+  StoreFixture f;
+  f.Close();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(f.path().c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  FakeClock clock;
+  auto reopened = store::OpenSqliteStore(f.path(), {}, &clock, nullptr);
+  REQUIRE_FALSE(reopened.ok());
+  CHECK(reopened.status().message().find("newer") != std::string::npos);
+}
+
+TEST_CASE("store: cancel works on queued messages only") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  auto canceled = f.store().Cancel("alice", m.id, f.clock().NowMs());
+  REQUIRE(canceled.ok());
+  CHECK(canceled->status == MessageStatus::kCanceled);
+  CHECK(canceled->version > m.version);
+  auto again = f.store().Cancel("alice", m.id, f.clock().NowMs());
+  CHECK(again.status().IsConflict());
+  // A canceled message is never claimed.
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  CHECK(claimed->empty());
+}
+
+TEST_CASE("store: retry brings a failed message back with a fresh validity") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  CHECK(f.store().Retry("alice", m.id, f.clock().NowMs(), 0).status().IsConflict());
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  store::AttemptResult r;
+  r.message_id = m.id;
+  r.version = claimed->front().message.version;
+  r.attempt_number = claimed->front().attempt_number;
+  r.finished_at = f.clock().NowMs();
+  r.outcome = AttemptOutcome::kPermanent;
+  r.http_status = 422;
+  r.charged = true;
+  r.new_status = MessageStatus::kFailed;
+  r.last_error = "rejected";
+  REQUIRE(f.store().Complete(r).ok());
+  f.clock().Advance(1000);
+  const TimeMs new_expiry = f.clock().NowMs() + 86'400'000;
+  auto retried = f.store().Retry("alice", m.id, f.clock().NowMs(), new_expiry);
+  REQUIRE(retried.ok());
+  CHECK(retried->status == MessageStatus::kQueued);
+  CHECK(retried->expires_at == new_expiry);
+  CHECK(retried->next_attempt_at == f.clock().NowMs());
+  CHECK(retried->attempts == 0);
+  CHECK_FALSE(retried->last_error.has_value());
+}
+
+TEST_CASE("store: list pages newest first with filters and a cursor") {
+  StoreFixture f;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(f.store().Enqueue(f.NewMessage("alice", std::nullopt, "+1415555000" +
+                                                                           std::to_string(i)))
+                      ->message.id);
+    f.clock().Advance(10);
+  }
+  f.Enqueue("bob");
+  ListFilter filter;
+  filter.limit = 2;
+  auto page = f.store().List("alice", filter);
+  REQUIRE(page.ok());
+  REQUIRE(page->messages.size() == 2);
+  CHECK(page->has_more);
+  CHECK(page->messages[0].id == ids[4]);
+  CHECK(page->messages[1].id == ids[3]);
+  filter.before_id = page->messages[1].id;
+  page = f.store().List("alice", filter);
+  REQUIRE(page.ok());
+  CHECK(page->messages[0].id == ids[2]);
+  filter.before_id = ids[1];
+  page = f.store().List("alice", filter);
+  REQUIRE(page.ok());
+  CHECK(page->messages.size() == 1);
+  CHECK_FALSE(page->has_more);
+
+  ListFilter by_to;
+  by_to.to_number = "+14155550003";
+  page = f.store().List("alice", by_to);
+  REQUIRE(page.ok());
+  REQUIRE(page->messages.size() == 1);
+  CHECK(page->messages[0].id == ids[3]);
+
+  ListFilter by_time;
+  by_time.created_after = MessageIdTime(ids[1]);
+  by_time.created_before = MessageIdTime(ids[3]);
+  page = f.store().List("alice", by_time);
+  REQUIRE(page.ok());
+  REQUIRE(page->messages.size() == 2);
+  CHECK(page->messages[0].id == ids[2]);
+  CHECK(page->messages[1].id == ids[1]);
+
+  ListFilter by_status;
+  by_status.status = MessageStatus::kSent;
+  page = f.store().List("alice", by_status);
+  REQUIRE(page.ok());
+  CHECK(page->messages.empty());
+}
+
+TEST_CASE("store: stats count by status and find the oldest queued message") {
+  StoreFixture f;
+  Message first = f.Enqueue();
+  f.clock().Advance(500);
+  Message second = f.Enqueue();
+  REQUIRE(f.store().Cancel("alice", second.id, f.clock().NowMs()).ok());
+  auto stats = f.store().GetStats();
+  REQUIRE(stats.ok());
+  CHECK(stats->by_status[MessageStatus::kQueued] == 1);
+  CHECK(stats->by_status[MessageStatus::kCanceled] == 1);
+  REQUIRE(stats->oldest_queued_created_at.has_value());
+  CHECK(*stats->oldest_queued_created_at == first.created_at);
+}
+
+TEST_CASE("store: the next wake time is the soonest due message, expiry or lease") {
+  StoreFixture f;
+  auto empty = f.store().NextWakeAt();
+  REQUIRE(empty.ok());
+  CHECK_FALSE(empty->has_value());
+  Message m = f.Enqueue();
+  auto wake = f.store().NextWakeAt();
+  REQUIRE(wake.ok());
+  CHECK(**wake == m.next_attempt_at);
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  wake = f.store().NextWakeAt();
+  REQUIRE(wake.ok());
+  CHECK(**wake == f.clock().NowMs() + 60'000);  // the lease
+}
+
+TEST_CASE("store: a queued message whose validity ran out fails at the next claim") {
+  StoreFixture f;
+  Message m = f.Enqueue();
+  f.clock().Advance(3'600'000);
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed.ok());
+  CHECK(claimed->empty());
+  auto got = f.store().Get("alice", m.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == MessageStatus::kFailed);
+  REQUIRE(got->last_error.has_value());
+  CHECK(got->last_error->find("expired") != std::string::npos);
+}
+
+TEST_CASE("store: the database passes an integrity check after use") {
+  StoreFixture f;
+  for (int i = 0; i < 50; ++i) f.Enqueue();
+  REQUIRE(f.store().Claim(f.ClaimAt(20)).ok());
+  f.Close();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(f.path().c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) == "ok");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace sendq

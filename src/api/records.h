@@ -1,0 +1,14 @@
+// The JSON shapes the API answers with. The message record is a superset of AgentPhone's own
+// Send Message response, so a producer can read either the same way.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "queue/message.h"
+
+namespace sendq::api {
+
+nlohmann::json MessageRecord(const Message& message);
+nlohmann::json AttemptRecord(const Attempt& attempt);
+
+}  // namespace sendq::api

@@ -1,0 +1,88 @@
+// The HTTP API: routes, authentication, JSON in and out, and the one place where errors become
+// status codes and bodies.
+//
+// Thread-safety: Serve() runs on one thread and handles requests on its own pool; BeginDrain()
+// and Stop() may be called from any other thread.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "delivery/dispatcher.h"
+#include "delivery/metrics.h"
+#include "queue/upstream_circuit.h"
+#include "store/store.h"
+#include "util/change_feed.h"
+#include "util/clock.h"
+#include "util/ids.h"
+#include "util/status.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace sendq::api {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port
+  int http_threads = 64;
+  DurationMs max_age = 24 * 3'600'000LL;
+  std::map<std::string, std::string> producer_tokens;  // name -> token
+};
+
+// Bodies larger than this are refused with 413 before they are read in full.
+inline constexpr size_t kMaxRequestBytes = 1 << 20;
+// The longest a GET may wait for a message to change (?wait=).
+inline constexpr DurationMs kMaxLongPoll = 60'000;
+
+struct ServerDeps {
+  store::Store* store;
+  delivery::Dispatcher* dispatcher;
+  UpstreamCircuit* circuit;
+  delivery::Metrics* metrics;
+  ChangeFeed* changes;
+  Clock* clock;
+  IdGenerator* ids;
+};
+
+class ApiServer {
+ public:
+  ApiServer(ServerDeps deps, ServerOptions options);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds the listening socket; returns the port.
+  Result<int> Bind();
+  // Serves until Stop(). REQUIRES: Bind() succeeded.
+  void Serve();
+  // From now on, requests that would queue work get 503; reads keep working.
+  void BeginDrain();
+  void Stop();
+
+ private:
+  void Route();
+  // The producer name for the request's bearer token, or empty (the response is then set).
+  std::string Authenticate(const httplib::Request& req, httplib::Response& res) const;
+
+  void HandleEnqueue(const httplib::Request& req, httplib::Response& res);
+  void HandleGet(const httplib::Request& req, httplib::Response& res);
+  void HandleAttempts(const httplib::Request& req, httplib::Response& res);
+  void HandleList(const httplib::Request& req, httplib::Response& res);
+  void HandleCancel(const httplib::Request& req, httplib::Response& res);
+  void HandleRetry(const httplib::Request& req, httplib::Response& res);
+  void HandleReady(const httplib::Request& req, httplib::Response& res);
+  void HandleMetrics(const httplib::Request& req, httplib::Response& res);
+
+  const ServerDeps deps_;
+  const ServerOptions options_;
+  std::unique_ptr<httplib::Server> http_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace sendq::api

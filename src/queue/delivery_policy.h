@@ -1,0 +1,47 @@
+// What becomes of a message after an attempt: the pure decision the workers apply.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "queue/message.h"
+#include "queue/retry_policy.h"
+
+namespace sendq {
+
+struct DeliveryPolicy {
+  int max_attempts = 12;
+  BackoffPolicy backoff;
+  bool fail_unknown = false;  // --on-unknown=fail: at-most-once
+};
+
+struct AttemptDecision {
+  AttemptOutcome outcome = AttemptOutcome::kRetryable;  // for the ledger
+  MessageStatus new_status = MessageStatus::kQueued;     // queued, sent or failed
+  TimeMs next_attempt_at = 0;                             // when queued
+  std::string error;                                      // for the ledger; empty when sent
+  std::optional<std::string> last_error;                  // for the message
+};
+
+// `message` is the message as claimed (its `attempts` does not count this attempt yet);
+// `charged` is what the upstream circuit said about this attempt.
+AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& message,
+                                   OutcomeClass outcome, bool charged,
+                                   const UpstreamResponse& response, TimeMs now,
+                                   double unit_random);
+
+// AgentPhone's 2xx answer. Fields it lacks stay empty; a body that is not JSON gives all empty.
+struct SendResponseFields {
+  std::optional<std::string> provider_message_id;
+  std::optional<std::string> channel;
+  std::optional<std::string> from_number;
+  std::optional<std::string> to_number;
+  std::optional<std::string> conversation_id;
+  std::optional<bool> reply_parent_unresolved;
+  bool readable = false;  // the body was a JSON object with an id
+};
+SendResponseFields ParseSendResponse(const std::string& body);
+
+}  // namespace sendq

@@ -1,0 +1,96 @@
+// Small RAII types over the SQLite C API. Only src/store/*.cpp include <sqlite3.h>.
+//
+// Thread-safety: a Db and its statements are used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace sendq::store {
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  // Parameters are 1-based, as in SQLite.
+  Stmt& Bind(int index, int64_t value);
+  Stmt& Bind(int index, std::string_view value);
+  Stmt& Bind(int index, const std::string& value) { return Bind(index, std::string_view(value)); }
+  Stmt& Bind(int index, const std::optional<std::string>& value);
+  Stmt& Bind(int index, const std::optional<int64_t>& value);
+  Stmt& BindNull(int index);
+
+  // True while there is a row; false when done. Errors come back as a Status.
+  Result<bool> Step();
+  // Runs to completion (for statements that return no rows).
+  Status Run();
+  // Clears bindings and rewinds, ready for the next use.
+  void Reset();
+
+  int64_t Int(int column) const;
+  std::string Text(int column) const;
+  bool IsNull(int column) const;
+  std::optional<int64_t> OptInt(int column) const;
+  std::optional<std::string> OptText(int column) const;
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  Status bind_error_;
+};
+
+class Db {
+ public:
+  // Opens (creating if needed) the database at `path` with the pragmas sendq relies on.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool synchronous_full);
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  Status Exec(const char* sql);
+  // A cached prepared statement, reset and ready. It stays owned by the Db.
+  Result<Stmt*> Prepare(const char* sql);
+  int64_t Changes() const;
+  bool InTransaction() const;
+  sqlite3* raw() const { return db_; }
+
+ private:
+  explicit Db(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::map<std::string, std::unique_ptr<Stmt>, std::less<>> cache_;
+};
+
+// The one place where SQLite result codes become Status values.
+Status SqliteStatus(sqlite3* db, int rc, std::string_view context);
+
+// Begins in its constructor; rolls back in its destructor unless Commit() succeeded.
+class Transaction {
+ public:
+  enum class Mode { kDeferred, kImmediate };
+  explicit Transaction(Db* db, Mode mode = Mode::kDeferred);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  const Status& begin_status() const { return begin_status_; }
+  Status Commit();
+
+ private:
+  Db* db_;
+  Status begin_status_;
+  bool done_ = false;
+};
+
+}  // namespace sendq::store

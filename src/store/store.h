@@ -1,0 +1,140 @@
+// Store: durable messages and their attempt ledger.
+//
+// The interface is what api/ and delivery/ see; OpenSqliteStore() gives the SQLite
+// implementation (one writer thread with group commit, a pool of reader connections). A
+// PostgreSQL implementation could stand behind the same interface.
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "queue/message.h"
+#include "util/clock.h"
+#include "util/status.h"
+
+namespace sendq::store {
+
+struct NewMessage {
+  std::string id;  // REQUIRES: IsMessageId(id); its time is the creation time
+  std::string producer;
+  std::optional<std::string> idempotency_key;
+  std::string request_json;  // normalised request
+  std::optional<std::string> agent_id;
+  std::optional<std::string> to_number;
+  TimeMs expires_at = 0;
+};
+
+struct EnqueueResult {
+  Message message;
+  bool replayed = false;  // an earlier message with the same idempotency key and body
+};
+
+struct ClaimOptions {
+  TimeMs now = 0;
+  int limit = 1;
+  DurationMs lease = 60'000;
+  int max_attempts = 12;
+  bool fail_unknown = false;  // --on-unknown=fail
+};
+
+// A message the caller now holds a lease on. message.version is the fencing token.
+struct ClaimedMessage {
+  Message message;
+  int attempt_number = 0;  // the ledger row written for this attempt
+};
+
+// How an attempt ended, and what becomes of the message.
+struct AttemptResult {
+  std::string message_id;
+  int64_t version = 0;  // the claim's fencing token
+  int attempt_number = 0;
+  TimeMs finished_at = 0;
+  AttemptOutcome outcome = AttemptOutcome::kRetryable;
+  std::optional<int> http_status;
+  std::optional<std::string> error;
+  std::optional<std::string> response_body;
+  bool charged = false;
+  MessageStatus new_status = MessageStatus::kQueued;  // queued, sent or failed
+  TimeMs next_attempt_at = 0;                          // when queued again
+  std::optional<std::string> last_error;
+  // When sent: AgentPhone's answer.
+  std::optional<std::string> provider_message_id;
+  std::optional<std::string> channel;
+  std::optional<std::string> from_number;
+  std::optional<std::string> sent_to_number;
+  std::optional<std::string> conversation_id;
+  std::optional<bool> reply_parent_unresolved;
+  std::optional<std::string> upstream_response;
+};
+
+struct ListPage {
+  std::vector<Message> messages;
+  bool has_more = false;
+};
+
+struct Stats {
+  std::map<MessageStatus, int64_t> by_status;
+  std::optional<TimeMs> oldest_queued_created_at;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Durable when it returns OK. With an idempotency key already used by this producer: the
+  // earlier message (replayed) when the request is the same, Conflict when it differs.
+  virtual Result<EnqueueResult> Enqueue(const NewMessage& message) = 0;
+
+  // Another producer's message is NotFound, exactly like a missing one.
+  virtual Result<Message> Get(const std::string& producer, const std::string& id) = 0;
+  virtual Result<std::vector<Attempt>> ListAttempts(const std::string& producer,
+                                                    const std::string& id) = 0;
+  virtual Result<ListPage> List(const std::string& producer, const ListFilter& filter) = 0;
+
+  // queued -> canceled. Conflict (the message unchanged) from any other state.
+  virtual Result<Message> Cancel(const std::string& producer, const std::string& id,
+                                 TimeMs now) = 0;
+  // failed -> queued, due now, valid until `expires_at`. Conflict from any other state.
+  virtual Result<Message> Retry(const std::string& producer, const std::string& id, TimeMs now,
+                                TimeMs expires_at) = 0;
+
+  // In one transaction: fails queued messages whose validity ran out, recovers `sending`
+  // messages whose lease expired (their open attempt becomes `unknown`), then leases up to
+  // `limit` due messages and writes an attempt row for each.
+  virtual Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& options) = 0;
+  // Records the attempt and the message's new state, unless the lease was taken over since
+  // (the version moved on): then nothing is written and the answer is false.
+  virtual Result<bool> Complete(const AttemptResult& result) = 0;
+  // A fresh message back to queued without an attempt (a claim that was not used).
+  virtual Status Unclaim(const std::string& id, int64_t version, int attempt_number) = 0;
+
+  // The earliest time at which Claim could find work: a due retry, an expiry or a lease end.
+  virtual Result<std::optional<TimeMs>> NextWakeAt() = 0;
+
+  virtual Result<Stats> GetStats() = 0;
+  // A write round trip, for readiness.
+  virtual Status CheckWritable() = 0;
+};
+
+struct StoreOptions {
+  bool synchronous_full = true;
+};
+
+// Opens or creates the database at `path`, applies pending migrations and takes an exclusive
+// lock on `path` + ".lock" (one sendq per database). Because no other process can hold
+// leases, leases left by an earlier process are voided: its `sending` messages are recovered
+// by the first Claim. `on_commit` runs after every commit (on the writer thread).
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOptions options,
+                                               const Clock* clock,
+                                               std::function<void()> on_commit);
+
+// The schema version a database file is at (0 for a new file), for tests and tools.
+Result<int> SchemaVersion(const std::string& path);
+
+}  // namespace sendq::store

@@ -1,0 +1,75 @@
+// Writer: the one thread that writes to the database, with group commit.
+//
+// Callers from any thread hand it a function; it runs every function that is waiting in one
+// transaction (each in its own savepoint, so one failure does not undo the others), commits
+// once -- one fsync for the whole batch -- and only then tells each caller how it went. This is
+// what lets sendq answer 202 only after the row is durable without capping throughput at one
+// fsync per request.
+//
+// Thread-safety: Run() may be called from any thread, except from inside a function that is
+// itself running on the writer (that would deadlock). The Db is touched only by the writer
+// thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "store/sqlite.h"
+#include "util/status.h"
+
+namespace sendq::store {
+
+class Writer {
+ public:
+  using Fn = std::function<Status(Db&)>;
+
+  // Takes the write connection. `on_commit` runs on the writer thread after each commit.
+  Writer(std::unique_ptr<Db> db, std::function<void()> on_commit);
+  ~Writer();  // Finishes what was submitted, then stops.
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Runs `fn` inside the next group transaction and blocks until that transaction commits.
+  // Returns fn's error (its savepoint rolled back), or the commit's error, or OK.
+  Status Run(Fn fn);
+
+  // Run() for a function that produces a value.
+  template <typename T>
+  Result<T> Call(std::function<Result<T>(Db&)> fn) {
+    std::optional<Result<T>> out;
+    Status st = Run([&](Db& db) {
+      out.emplace(fn(db));
+      return out->ok() ? Status::Ok() : out->status();
+    });
+    if (!st.ok()) return st;
+    return std::move(*out);
+  }
+
+ private:
+  struct Task {
+    Fn fn;
+    std::promise<Status> done;
+  };
+
+  void Loop();
+  void CommitBatch(std::deque<Task>& batch);
+
+  // Constant after construction.
+  const std::function<void()> on_commit_;
+  std::unique_ptr<Db> db_;  // used only by thread_
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> pending_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;     // GUARDED_BY(mu_)
+
+  std::thread thread_;
+};
+
+}  // namespace sendq::store

@@ -21,14 +21,14 @@ nlohmann::json RequestField(const nlohmann::json& request, const char* key) {
 
 }  // namespace
 
-nlohmann::json MessageRecord(const Message& m) {
+nlohmann::ordered_json MessageRecord(const Message& m) {
   // The stored request was validated and normalised before it was stored, so it parses.
   nlohmann::json request = nlohmann::json::parse(m.request_json, nullptr, false);
   if (!request.is_object()) request = nlohmann::json::object();
   nlohmann::json media = RequestField(request, "media_urls");
   nlohmann::json to_number =
       m.sent_to_number ? nlohmann::json(*m.sent_to_number) : RequestField(request, "to_number");
-  nlohmann::json r = nlohmann::json::object();
+  nlohmann::ordered_json r = nlohmann::ordered_json::object();
   r["id"] = m.id;
   r["status"] = StatusName(m.status);
   r["channel"] = Opt(m.channel);
@@ -55,8 +55,8 @@ nlohmann::json MessageRecord(const Message& m) {
   return r;
 }
 
-nlohmann::json AttemptRecord(const Attempt& a) {
-  nlohmann::json r = nlohmann::json::object();
+nlohmann::ordered_json AttemptRecord(const Attempt& a) {
+  nlohmann::ordered_json r = nlohmann::ordered_json::object();
   r["number"] = a.number;
   r["started_at"] = FormatRfc3339(a.started_at);
   r["finished_at"] = OptTime(a.finished_at);

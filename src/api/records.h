@@ -8,7 +8,7 @@
 
 namespace sendq::api {
 
-nlohmann::json MessageRecord(const Message& message);
-nlohmann::json AttemptRecord(const Attempt& attempt);
+nlohmann::ordered_json MessageRecord(const Message& message);
+nlohmann::ordered_json AttemptRecord(const Attempt& attempt);
 
 }  // namespace sendq::api

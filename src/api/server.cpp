@@ -15,7 +15,10 @@ namespace {
 constexpr char kJson[] = "application/json";
 constexpr size_t kMaxIdempotencyKeyLength = 255;
 
-void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
+// Ordered, so records keep their natural field order (id, status, ...), as AgentPhone's do.
+using Json = nlohmann::ordered_json;
+
+void SendJson(httplib::Response& res, int status, const Json& body) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
 }
@@ -26,7 +29,7 @@ void SendError(httplib::Response& res, int status, std::string_view code, std::s
 }
 
 void SendValidationErrors(httplib::Response& res, const std::vector<FieldError>& errors) {
-  SendJson(res, 422, ValidationErrorBody(errors));
+  SendJson(res, 422, Json(ValidationErrorBody(errors)));
 }
 
 // The one mapping from a core Status to an HTTP answer.
@@ -273,7 +276,7 @@ void ApiServer::HandleAttempts(const httplib::Request& req, httplib::Response& r
   if (producer.empty()) return;
   Result<std::vector<Attempt>> attempts = deps_.store->ListAttempts(producer, req.matches[1]);
   if (!attempts.ok()) return SendStatus(res, attempts.status());
-  nlohmann::json data = nlohmann::json::array();
+  Json data = Json::array();
   for (const Attempt& a : *attempts) data.push_back(AttemptRecord(a));
   SendJson(res, 200, {{"message_id", std::string(req.matches[1])}, {"data", std::move(data)}});
 }
@@ -286,9 +289,9 @@ void ApiServer::HandleList(const httplib::Request& req, httplib::Response& res) 
   if (!query.ok()) return SendValidationErrors(res, query.errors);
   Result<store::ListPage> page = deps_.store->List(producer, query.filter);
   if (!page.ok()) return SendStatus(res, page.status());
-  nlohmann::json data = nlohmann::json::array();
+  Json data = Json::array();
   for (const Message& m : page->messages) data.push_back(MessageRecord(m));
-  nlohmann::json next_cursor = nullptr;
+  Json next_cursor = nullptr;
   if (page->has_more && !page->messages.empty()) {
     next_cursor = EncodeCursor(page->messages.back().id);
   }
@@ -343,7 +346,7 @@ void ApiServer::HandleRetry(const httplib::Request& req, httplib::Response& res)
 }
 
 void ApiServer::HandleReady(const httplib::Request&, httplib::Response& res) {
-  nlohmann::json reasons = nlohmann::json::array();
+  Json reasons = Json::array();
   if (draining_) reasons.push_back("shutting down");
   if (Status st = deps_.store->CheckWritable(); !st.ok()) {
     reasons.push_back("database not writable: " + st.ToString());

@@ -1,0 +1,524 @@
+#include "cli/config.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
+#include "util/duration.h"
+
+namespace sendq {
+namespace {
+
+// Secrets never come from the command line (where `ps` would show them), only from the
+// environment or a file.
+constexpr char kUpstreamTokenEnv[] = "SENDQ_UPSTREAM_TOKEN";
+constexpr char kApiTokensEnv[] = "SENDQ_API_TOKENS";
+constexpr size_t kMinApiTokenLength = 8;
+constexpr size_t kMaxSecretFileBytes = 1 << 20;
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+// Space, control characters and DEL: none of them can appear in a bearer token, and a newline
+// would break the Authorization header.
+bool IsSpaceOrControl(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  return u <= 0x20 || u == 0x7f;
+}
+
+std::string Trim(const std::string& s) {
+  size_t begin = 0;
+  size_t end = s.size();
+  while (begin < end && IsSpace(s[begin])) ++begin;
+  while (end > begin && IsSpace(s[end - 1])) --end;
+  return s.substr(begin, end - begin);
+}
+
+bool IsTokenName(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool HasSpaceOrControl(const std::string& s) {
+  for (char c : s) {
+    if (IsSpaceOrControl(c)) return true;
+  }
+  return false;
+}
+
+bool StartsWithIgnoreCase(const std::string& s, const std::string& prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+// Digits only, saturating at INT64_MAX / 10 so that absurd values still fail a range check.
+std::optional<int64_t> ParseNonNegative(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  int64_t n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (n < INT64_MAX / 100) n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+// Reads a secret from a file. Errors name the file, never its content.
+Result<std::string> ReadSecretFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::InvalidArgument(fmt::format("cannot read '{}': {}", path, std::strerror(errno)));
+  }
+  std::string content;
+  char buffer[4096];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    content.append(buffer, static_cast<size_t>(in.gcount()));
+    if (content.size() > kMaxSecretFileBytes) {
+      return Status::InvalidArgument(fmt::format("'{}' is too large for a secrets file", path));
+    }
+  }
+  if (in.bad()) return Status::InvalidArgument(fmt::format("error reading '{}'", path));
+  return content;
+}
+
+// One setting: its flag, its environment variable, and what the flag received.
+struct Setting {
+  const char* flag;  // without the leading dashes
+  const char* env;
+  const char* type_name;
+  std::string help;
+  std::string default_text;
+  std::string flag_value;
+  CLI::Option* option = nullptr;
+};
+
+// A raw value and where it came from, for error messages.
+struct Raw {
+  std::string text;
+  std::string origin;  // "--workers" or "SENDQ_WORKERS (--workers)"
+};
+
+class ServeParser {
+ public:
+  explicit ServeParser(const std::map<std::string, std::string>& env) : env_(env) {}
+
+  // Declares every setting on `app`. The Setting objects must outlive parsing.
+  void Declare(CLI::App& app) {
+    Config d;
+    Add("listen", "SENDQ_LISTEN", "HOST:PORT",
+        "address to serve the API on; IPv6 as [::1]:8080; port 0 picks a free port",
+        fmt::format("{}:{}", d.listen_host, d.listen_port));
+    Add("db", "SENDQ_DB", "PATH", "SQLite database file", d.db_path);
+    Add("upstream", "SENDQ_UPSTREAM_URL", "URL", "AgentPhone base URL (http:// or https://)",
+        d.upstream_url);
+    Add("upstream-token-file", "SENDQ_UPSTREAM_TOKEN_FILE", "PATH",
+        "file holding the AgentPhone API key (else SENDQ_UPSTREAM_TOKEN)", "");
+    Add("api-tokens-file", "SENDQ_API_TOKENS_FILE", "PATH",
+        "file holding producer tokens as name:token,name:token (else SENDQ_API_TOKENS)", "");
+    Add("workers", "SENDQ_WORKERS", "N", "concurrent deliveries, 1..1024",
+        std::to_string(d.workers));
+    Add("max-attempts", "SENDQ_MAX_ATTEMPTS", "N", "charged attempts before a message fails",
+        std::to_string(d.max_attempts));
+    Add("max-age", "SENDQ_MAX_AGE", "DURATION", "how long a message may wait before it fails",
+        FormatDuration(d.max_age));
+    Add("backoff-base", "SENDQ_BACKOFF_BASE", "DURATION", "first retry delay",
+        FormatDuration(d.backoff_base));
+    Add("backoff-max", "SENDQ_BACKOFF_MAX", "DURATION", "longest retry delay",
+        FormatDuration(d.backoff_max));
+    Add("lease", "SENDQ_LEASE", "DURATION",
+        "how long a worker owns a message it is sending; must exceed --upstream-timeout",
+        FormatDuration(d.lease));
+    Add("upstream-timeout", "SENDQ_UPSTREAM_TIMEOUT", "DURATION",
+        "timeout of one request to AgentPhone", FormatDuration(d.upstream_timeout));
+    Add("drain-timeout", "SENDQ_DRAIN_TIMEOUT", "DURATION",
+        "on shutdown, how long in-flight sends may take", FormatDuration(d.drain_timeout));
+    Add("on-unknown", "SENDQ_ON_UNKNOWN", "retry|fail",
+        "when a send's outcome is unknown (timeout after sending): retry it or fail it",
+        d.on_unknown == OnUnknown::kRetry ? "retry" : "fail");
+    Add("synchronous", "SENDQ_SYNCHRONOUS", "full|normal",
+        "SQLite synchronous mode; full survives power loss",
+        d.synchronous_full ? "full" : "normal");
+    Add("http-threads", "SENDQ_HTTP_THREADS", "N", "connections served at once, 1..4096",
+        std::to_string(d.http_threads));
+    Add("log-level", "SENDQ_LOG_LEVEL", "LEVEL", "debug, info, warn or error", d.log_level);
+
+    for (Setting& s : settings_) {
+      std::string description = s.help + " [env: " + s.env + "]";
+      s.option = app.add_option(std::string("--") + s.flag, s.flag_value, description);
+      s.option->type_name(s.type_name);
+      if (!s.default_text.empty()) s.option->default_str(s.default_text);
+    }
+  }
+
+  // Builds the Config from what was parsed, collecting every problem.
+  Result<Config> Build() {
+    Config config;
+    ParseListen(config);
+    if (auto raw = Get("db")) {
+      if (raw->text.empty()) {
+        Problem(raw->origin, "the database path is empty");
+      } else {
+        config.db_path = raw->text;
+      }
+    }
+    ParseUpstreamUrl(config);
+    ParseUpstreamToken(config);
+    ParseApiTokenSetting(config);
+    Int("workers", 1, 1024, config.workers);
+    Int("max-attempts", 1, INT_MAX, config.max_attempts);
+    Int("http-threads", 1, 4096, config.http_threads);
+    bool durations_ok = true;
+    durations_ok &= Duration("max-age", config.max_age);
+    durations_ok &= Duration("backoff-base", config.backoff_base);
+    durations_ok &= Duration("backoff-max", config.backoff_max);
+    durations_ok &= Duration("lease", config.lease);
+    durations_ok &= Duration("upstream-timeout", config.upstream_timeout);
+    durations_ok &= Duration("drain-timeout", config.drain_timeout);
+    if (durations_ok) CheckDurationRelations(config);
+
+    std::string on_unknown = "retry";
+    if (Choice("on-unknown", {"retry", "fail"}, on_unknown)) {
+      config.on_unknown = on_unknown == "retry" ? OnUnknown::kRetry : OnUnknown::kFail;
+    }
+    std::string synchronous = "full";
+    if (Choice("synchronous", {"full", "normal"}, synchronous)) {
+      config.synchronous_full = synchronous == "full";
+    }
+    Choice("log-level", {"debug", "info", "warn", "error"}, config.log_level);
+
+    if (problems_.empty()) return config;
+    std::string message = problems_[0];
+    for (size_t i = 1; i < problems_.size(); ++i) message += "; " + problems_[i];
+    return Status::InvalidArgument(message);
+  }
+
+ private:
+  void Add(const char* flag, const char* env, const char* type_name, std::string help,
+           std::string default_text) {
+    settings_.push_back(
+        Setting{flag, env, type_name, std::move(help), std::move(default_text), "", nullptr});
+  }
+
+  const Setting& Find(const char* flag) const {
+    for (const Setting& s : settings_) {
+      if (std::strcmp(s.flag, flag) == 0) return s;
+    }
+    std::abort();  // a typo in this file, not a user error
+  }
+
+  // The flag's value if given, else the environment's (an empty variable counts as unset,
+  // as shells and compose files often export empty ones), else nullopt.
+  std::optional<Raw> Get(const char* flag) const {
+    const Setting& s = Find(flag);
+    if (s.option != nullptr && s.option->count() > 0) {
+      return Raw{s.flag_value, std::string("--") + s.flag};
+    }
+    auto it = env_.find(s.env);
+    if (it != env_.end() && !it->second.empty()) {
+      return Raw{it->second, fmt::format("{} (--{})", s.env, s.flag)};
+    }
+    return std::nullopt;
+  }
+
+  std::optional<std::string> Env(const char* name) const {
+    auto it = env_.find(name);
+    if (it == env_.end() || it->second.empty()) return std::nullopt;
+    return it->second;
+  }
+
+  void Problem(const std::string& origin, const std::string& why) {
+    problems_.push_back(origin + ": " + why);
+  }
+
+  void ParseListen(Config& config) {
+    auto raw = Get("listen");
+    if (!raw) return;
+    const std::string& text = raw->text;
+    std::string host;
+    std::string port;
+    if (!text.empty() && text[0] == '[') {
+      size_t close = text.find(']');
+      if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+        Problem(raw->origin, fmt::format("expected [IPV6]:PORT, got '{}'", text));
+        return;
+      }
+      host = text.substr(1, close - 1);
+      port = text.substr(close + 2);
+    } else {
+      size_t colon = text.rfind(':');
+      if (colon == std::string::npos) {
+        Problem(raw->origin, fmt::format("expected HOST:PORT, got '{}'", text));
+        return;
+      }
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+      if (host.find(':') != std::string::npos) {
+        Problem(raw->origin,
+                fmt::format("an IPv6 address needs brackets, as in [::1]:8080; got '{}'", text));
+        return;
+      }
+    }
+    if (host.empty() || HasSpaceOrControl(host) || host.find_first_of("[]") != std::string::npos) {
+      Problem(raw->origin, fmt::format("missing or malformed host in '{}'", text));
+      return;
+    }
+    auto n = ParseNonNegative(port);
+    if (!n || port.size() > 5 || *n > 65535) {
+      Problem(raw->origin,
+              fmt::format("the port must be a number from 0 to 65535, got '{}'", port));
+      return;
+    }
+    config.listen_host = host;
+    config.listen_port = static_cast<int>(*n);
+  }
+
+  void ParseUpstreamUrl(Config& config) {
+    auto raw = Get("upstream");
+    if (!raw) return;
+    std::string url = raw->text;
+    size_t scheme_length = 0;
+    if (StartsWithIgnoreCase(url, "https://")) {
+      scheme_length = 8;
+    } else if (StartsWithIgnoreCase(url, "http://")) {
+      scheme_length = 7;
+    } else {
+      Problem(raw->origin, fmt::format("must start with http:// or https://, got '{}'", url));
+      return;
+    }
+    if (HasSpaceOrControl(url) || url.size() == scheme_length ||
+        std::string("/?#").find(url[scheme_length]) != std::string::npos) {
+      Problem(raw->origin, fmt::format("not a URL with a host: '{}'", url));
+      return;
+    }
+    // The client appends paths such as /v1/messages.
+    while (url.size() > scheme_length + 1 && url.back() == '/') url.pop_back();
+    config.upstream_url = url;
+  }
+
+  void ParseUpstreamToken(Config& config) {
+    std::string token;
+    std::string origin;
+    if (auto file = Get("upstream-token-file")) {
+      auto content = ReadSecretFile(file->text);
+      if (!content.ok()) {
+        Problem(file->origin, content.status().message());
+        return;
+      }
+      token = Trim(*content);
+      origin = file->origin;
+      if (token.empty()) {
+        Problem(origin, fmt::format("'{}' is empty", file->text));
+        return;
+      }
+    } else if (auto env = Env(kUpstreamTokenEnv)) {
+      token = Trim(*env);
+      origin = kUpstreamTokenEnv;
+    }
+    if (token.empty()) {
+      problems_.push_back("no AgentPhone key: set SENDQ_UPSTREAM_TOKEN or --upstream-token-file");
+      return;
+    }
+    if (HasSpaceOrControl(token)) {
+      Problem(origin, "the AgentPhone key contains whitespace or control characters");
+      return;
+    }
+    config.upstream_token = token;
+  }
+
+  void ParseApiTokenSetting(Config& config) {
+    std::string text;
+    std::string origin;
+    if (auto file = Get("api-tokens-file")) {
+      auto content = ReadSecretFile(file->text);
+      if (!content.ok()) {
+        Problem(file->origin, content.status().message());
+        return;
+      }
+      text = *content;
+      origin = fmt::format("{} '{}'", file->origin, file->text);
+    } else if (auto env = Env(kApiTokensEnv)) {
+      text = *env;
+      origin = kApiTokensEnv;
+    }
+    auto tokens = ParseApiTokens(text);
+    if (!tokens.ok()) {
+      Problem(origin, tokens.status().message());
+      return;
+    }
+    if (tokens->empty()) {
+      problems_.push_back(
+          "no API tokens: set SENDQ_API_TOKENS (or --api-tokens-file) to name:token,... so that "
+          "producers can authenticate; sendq does not serve an unauthenticated API");
+      return;
+    }
+    config.api_tokens = std::move(*tokens);
+  }
+
+  void Int(const char* flag, int64_t min, int64_t max, int& out) {
+    auto raw = Get(flag);
+    if (!raw) return;
+    auto n = ParseNonNegative(raw->text);
+    if (!n || *n < min || *n > max) {
+      Problem(raw->origin,
+              max == INT_MAX
+                  ? fmt::format("must be an integer of at least {}, got '{}'", min, raw->text)
+                  : fmt::format("must be an integer from {} to {}, got '{}'", min, max, raw->text));
+      return;
+    }
+    out = static_cast<int>(*n);
+  }
+
+  // False when the value is bad, so that relations between durations are not checked.
+  bool Duration(const char* flag, DurationMs& out) {
+    auto raw = Get(flag);
+    if (!raw) return true;
+    auto d = ParseDuration(raw->text);
+    if (!d.ok()) {
+      Problem(raw->origin, d.status().message());
+      return false;
+    }
+    if (*d <= 0) {
+      Problem(raw->origin, fmt::format("must be greater than zero, got '{}'", raw->text));
+      return false;
+    }
+    out = *d;
+    return true;
+  }
+
+  void CheckDurationRelations(const Config& config) {
+    if (config.backoff_base > config.backoff_max) {
+      problems_.push_back(fmt::format("--backoff-base ({}) must not exceed --backoff-max ({})",
+                                      FormatDuration(config.backoff_base),
+                                      FormatDuration(config.backoff_max)));
+    }
+    if (config.lease <= config.upstream_timeout) {
+      problems_.push_back(fmt::format(
+          "--lease ({}) must be longer than --upstream-timeout ({}): a lease that can run out "
+          "while the request to AgentPhone is still in flight would let a second worker send "
+          "the same message",
+          FormatDuration(config.lease), FormatDuration(config.upstream_timeout)));
+    }
+  }
+
+  bool Choice(const char* flag, std::initializer_list<const char*> allowed, std::string& out) {
+    auto raw = Get(flag);
+    if (!raw) return true;
+    std::string list;
+    for (const char* choice : allowed) {
+      if (raw->text == choice) {
+        out = raw->text;
+        return true;
+      }
+      list += list.empty() ? choice : std::string("|") + choice;
+    }
+    Problem(raw->origin, fmt::format("must be one of {}, got '{}'", list, raw->text));
+    return false;
+  }
+
+  const std::map<std::string, std::string>& env_;
+  std::vector<Setting> settings_;
+  std::vector<std::string> problems_;
+};
+
+}  // namespace
+
+Result<Config> ParseServeConfig(const std::vector<std::string>& args,
+                                const std::map<std::string, std::string>& env,
+                                std::string* help_text) {
+  CLI::App app("Run the sendq API and its delivery workers.", "sendq serve");
+  app.set_help_flag("-h,--help", "show this help and exit");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.footer(
+      "Secrets come from the environment or files, never from flags:\n"
+      "  SENDQ_UPSTREAM_TOKEN  the AgentPhone API key (or --upstream-token-file)\n"
+      "  SENDQ_API_TOKENS      producer tokens, name:token,name:token (or --api-tokens-file)\n"
+      "A flag wins over its environment variable. Durations: 250ms, 30s, 5m, 24h, 1h30m.");
+  ServeParser parser(env);
+  parser.Declare(app);
+
+  try {
+    // CLI11 consumes its argument vector from the back.
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    if (help_text != nullptr) *help_text = app.help();
+    return Config{};
+  } catch (const CLI::Error& e) {
+    return Status::InvalidArgument(e.what());
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(e.what());
+  }
+  return parser.Build();
+}
+
+Result<std::map<std::string, std::string>> ParseApiTokens(const std::string& text) {
+  std::map<std::string, std::string> tokens;
+  std::map<std::string, int> position_of_name;
+  std::map<std::string, int> position_of_token;
+  int position = 0;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find_first_of(",\n", start);
+    if (end == std::string::npos) end = text.size();
+    std::string entry = Trim(text.substr(start, end - start));
+    start = end + 1;
+    ++position;
+    if (entry.empty()) continue;  // tolerate trailing commas and blank lines
+
+    size_t colon = entry.find(':');
+    if (colon == std::string::npos) {
+      return Status::InvalidArgument(
+          fmt::format("API token entry {}: expected name:token", position));
+    }
+    std::string name = Trim(entry.substr(0, colon));
+    std::string token = Trim(entry.substr(colon + 1));
+    // A malformed name is not echoed: it may be a token written the wrong way round.
+    if (!IsTokenName(name)) {
+      return Status::InvalidArgument(fmt::format(
+          "API token entry {}: the name must be letters, digits, '_', '.' or '-'", position));
+    }
+    if (token.empty()) {
+      return Status::InvalidArgument(
+          fmt::format("API token entry {} ('{}'): the token is empty", position, name));
+    }
+    if (token.size() < kMinApiTokenLength) {
+      return Status::InvalidArgument(
+          fmt::format("API token entry {} ('{}'): the token must be at least {} characters",
+                      position, name, kMinApiTokenLength));
+    }
+    if (HasSpaceOrControl(token)) {
+      return Status::InvalidArgument(fmt::format(
+          "API token entry {} ('{}'): the token contains whitespace or control characters",
+          position, name));
+    }
+    if (auto it = position_of_name.find(name); it != position_of_name.end()) {
+      return Status::InvalidArgument(fmt::format(
+          "API token entries {} and {} both use the name '{}'", it->second, position, name));
+    }
+    if (auto it = position_of_token.find(token); it != position_of_token.end()) {
+      return Status::InvalidArgument(fmt::format(
+          "API token entries {} and {} ('{}') have the same token", it->second, position, name));
+    }
+    position_of_name[name] = position;
+    position_of_token[token] = position;
+    tokens[name] = token;
+  }
+  return tokens;
+}
+
+}  // namespace sendq

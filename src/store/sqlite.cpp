@@ -152,6 +152,10 @@ Result<Stmt*> Db::Prepare(const char* sql) {
   return ptr;
 }
 
+void Db::ResetAll() {
+  for (auto& entry : cache_) entry.second->Reset();
+}
+
 int64_t Db::Changes() const { return sqlite3_changes64(db_); }
 
 bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }

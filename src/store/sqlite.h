@@ -62,6 +62,9 @@ class Db {
   Status Exec(const char* sql);
   // A cached prepared statement, reset and ready. It stays owned by the Db.
   Result<Stmt*> Prepare(const char* sql);
+  // Resets every cached statement. A statement left mid-result keeps its read transaction
+  // (and so an old snapshot) open; call this whenever a unit of work is done.
+  void ResetAll();
   int64_t Changes() const;
   bool InTransaction() const;
   sqlite3* raw() const { return db_; }

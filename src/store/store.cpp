@@ -143,6 +143,7 @@ class ReaderPool {
 
  private:
   void Return(std::unique_ptr<Db> db) {
+    db->ResetAll();  // end any read transaction a half-read statement holds open
     std::lock_guard<std::mutex> guard(mu_);
     idle_.push_back(std::move(db));
   }

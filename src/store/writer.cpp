@@ -65,6 +65,7 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
         Status st = db_->Exec("SAVEPOINT task");
         if (st.ok()) {
           st = batch[i].fn(*db_);
+          db_->ResetAll();
           // A task that failed leaves nothing behind; the others in the batch keep their work.
           if (!st.ok()) db_->Exec("ROLLBACK TO task");
           db_->Exec("RELEASE task");

@@ -215,3 +215,23 @@ TEST_CASE("store: the database passes an integrity check after use") {
 
 }  // namespace
 }  // namespace sendq
+
+namespace sendq {
+namespace {
+
+TEST_CASE("store: a read after a half-read query still sees newer commits") {
+  // NextWakeAt reads one row of a query; a pooled connection that kept that statement open
+  // would keep its old snapshot and miss everything committed since.
+  test::StoreFixture f;
+  f.Enqueue();
+  REQUIRE(f.store().NextWakeAt().ok());
+  Message later = f.Enqueue();
+  auto got = f.store().Get("alice", later.id);
+  REQUIRE(got.ok());
+  CHECK(got->id == later.id);
+  ListFilter all;
+  CHECK(f.store().List("alice", all)->messages.size() == 2);
+}
+
+}  // namespace
+}  // namespace sendq

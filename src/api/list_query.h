@@ -1,0 +1,39 @@
+// The query string of GET /v1/messages, turned into a ListFilter.
+//
+// Every problem is reported as a FieldError located at ["query", <name>], in the same shape as
+// body validation errors, so a producer gets one kind of 422 from sendq. Unknown parameters are
+// ignored. A parameter given more than once takes its last value; an empty value is an error.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "queue/message.h"
+#include "queue/validation.h"
+
+namespace sendq {
+
+struct ParsedListQuery {
+  ListFilter filter;
+  std::vector<FieldError> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Parses status, agent_id, to_number, provider_message_id, created_after, created_before
+// (RFC 3339 or integer milliseconds since the Unix epoch), limit and cursor. Never throws, for
+// any input.
+ParsedListQuery ParseListQuery(const std::multimap<std::string, std::string>& params);
+
+// The cursor for the page after the one that ended with message `last_id`. Clients must treat
+// it as opaque; it is base64url (no padding) of "v1:" + id, and the version lets the format
+// change without misreading old cursors.
+std::string EncodeCursor(const std::string& last_id);
+
+// The message id inside a cursor, or nullopt when `cursor` is not one that EncodeCursor made.
+std::optional<std::string> DecodeCursor(const std::string& cursor);
+
+}  // namespace sendq

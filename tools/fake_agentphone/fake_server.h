@@ -1,0 +1,153 @@
+// FakeAgentPhone: a real HTTP server that stands in for AgentPhone's POST /v1/messages in
+// tests, benchmarks and local runs, with switches for the faults a real upstream can show
+// (latency, 5xx, 429, dropped connections, rejections, auth and billing errors).
+//
+// It answers the way AgentPhone does (200 with a msg_ id, FastAPI 422s, the error envelope
+// for everything else) and records every request, so tests can check what was actually sent.
+// Like the real API it does NOT deduplicate by Idempotency-Key: a second accepted POST with
+// the same key is recorded as a second send, which is how tests detect duplicate delivery.
+//
+// Routes:
+//   POST /v1/messages       the fake Send Message endpoint (bearer auth).
+//   GET  /__fake/sent       accepted sends; ?min_count=N&wait_ms=M long-polls.
+//   GET  /__fake/received   every POST /v1/messages that arrived, with its status (null while
+//                           in flight, 0 when dropped); same query parameters.
+//   POST /__fake/config     changes the fault switches (JSON object); answers the config.
+//   POST /__fake/reset      forgets recorded requests (not the config).
+//
+// Checks on POST /v1/messages run in this order: auth (401) -> latency -> force_status ->
+// fail_first -> drop -> error_rate -> rate_429 -> reject_rate -> validation (422) -> accept.
+// Auth failures are answered at once; every later answer, faults included, waits for the
+// configured latency first, as a slow upstream would.
+//
+// Thread-safety: Start, Run and Stop may be called from different threads (Stop typically
+// from a signal-handling thread while Run blocks). Start must be called once, before Run.
+// Request handlers run on the server's own thread pool; all mutable state is guarded by one
+// mutex. A dropped connection makes the server write to a shut-down socket, so the process
+// must ignore SIGPIPE (the fake-agentphone binary does).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "util/clock.h"
+#include "util/status.h"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace sendq::fake {
+
+// The switches that POST /__fake/config may change at run time.
+struct FaultConfig {
+  int latency_ms = 0;
+  int latency_jitter_ms = 0;  // extra latency, uniform in [0, latency_jitter_ms]
+  int fail_first = 0;         // the first N requests carrying each Idempotency-Key get 503
+  double error_rate = 0;      // probability of a random 500/502/503/504
+  double rate_429 = 0;        // probability of 429 with Retry-After: 1
+  double drop_rate = 0;       // probability of closing the connection without an answer
+  double reject_rate = 0;     // probability of a FastAPI 422
+  // The expected bearer token. Empty: any bearer is accepted, but one must be present.
+  std::string token;
+  int force_status = 0;           // answer every POST with this status; 0 = off
+  std::string force_retry_after;  // Retry-After value sent with force_status, if non-empty
+};
+
+// The config as POST /__fake/config answers it.
+nlohmann::json FaultConfigToJson(const FaultConfig& config);
+
+// Applies the fields present in `patch` to `*config`. Unknown fields and bad values give
+// InvalidArgument and leave `*config` unchanged.
+Status ApplyFaultConfigJson(const nlohmann::json& patch, FaultConfig* config);
+
+class FakeAgentPhone {
+ public:
+  struct Options {
+    std::string host = "127.0.0.1";
+    int port = 0;  // 0: an ephemeral port, reported by Start()
+    FaultConfig faults;
+    std::string log_path;          // if set, one JSON line per accepted send is appended here
+    std::optional<uint64_t> seed;  // for the random faults; unset: seeded from the OS
+    int threads = 128;             // each request in its latency sleep holds one thread
+  };
+
+  explicit FakeAgentPhone(Options options);
+  ~FakeAgentPhone();  // Stops the server; Run() must have returned before destruction.
+  FakeAgentPhone(const FakeAgentPhone&) = delete;
+  FakeAgentPhone& operator=(const FakeAgentPhone&) = delete;
+
+  // Binds the listening socket and returns the bound port.
+  // REQUIRES: called once, before Run().
+  Result<int> Start();
+
+  // Serves requests on the calling thread until Stop(). Returns false if the server failed
+  // rather than being stopped.
+  bool Run();
+
+  // Makes Run() return, waking long-polls and latency sleeps so it returns promptly. Safe to
+  // call before Run() starts (Run then returns at once) and more than once.
+  void Stop();
+
+  int port() const { return port_; }
+
+ private:
+  class Server;  // httplib::Server with a race-free stop; defined in the .cpp
+
+  void HandleSend(const httplib::Request& req, httplib::Response& res);
+  void HandleList(const httplib::Request& req, httplib::Response& res, bool accepted_only);
+  void HandleConfig(const httplib::Request& req, httplib::Response& res);
+  void HandleReset(const httplib::Request& req, httplib::Response& res);
+
+  // Records an arriving send and returns its sequence number.
+  uint64_t RecordArrival(const std::string& idempotency_key, nlohmann::json body,
+                         TimeMs arrived_at);
+  // Sets the final status (and id, when accepted) of arrival `seq`, unless a reset forgot it.
+  void RecordOutcome(uint64_t seq, int status, const nlohmann::json& id);
+  // Records an accepted send and appends it to the send log.
+  void RecordSend(nlohmann::json entry);
+
+  // Waits for the configured latency, or until Stop().
+  void WaitLatency(int latency_ms);
+
+  // A uniform draw in [0, 1). REQUIRES: mu_ held.
+  double Draw();
+  // `n` random lower-case hex digits. REQUIRES: mu_ held.
+  std::string RandomHex(int n);
+
+  // Constant after construction.
+  const Options options_;
+  Clock* const clock_;
+  std::unique_ptr<Server> server_;
+  int port_ = 0;  // set by Start()
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // signalled on every new arrival, send and on Stop()
+  FaultConfig config_;          // GUARDED_BY(mu_)
+  std::mt19937_64 rng_;         // GUARDED_BY(mu_)
+  bool stopping_ = false;       // GUARDED_BY(mu_)
+  // Requests seen per Idempotency-Key, for fail_first. Cleared by reset.
+  std::map<std::string, int> attempts_by_key_;  // GUARDED_BY(mu_)
+  // received_[i] has sequence number received_base_ + i; a reset moves the base past every
+  // number handed out, so in-flight requests cannot touch entries recorded after it.
+  // Entries: {"idempotency_key","id","status","body","received_at_ms"}.
+  std::deque<nlohmann::json> received_;  // GUARDED_BY(mu_)
+  uint64_t received_base_ = 0;           // GUARDED_BY(mu_)
+  // Entries: {"idempotency_key","id","body","received_at_ms"}.
+  std::deque<nlohmann::json> sends_;  // GUARDED_BY(mu_)
+
+  std::mutex log_mu_;
+  std::ofstream send_log_;  // GUARDED_BY(log_mu_)
+};
+
+}  // namespace sendq::fake

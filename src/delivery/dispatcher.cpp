@@ -86,12 +86,15 @@ void Dispatcher::DispatchLoop() {
   while (!stopping_) {
     const TimeMs now = clock_->NowMs();
     const int free_workers = options_.workers - in_flight_;
-    if (free_workers <= 0 || now < EffectiveWakeAtLocked()) {
-      TimeMs until = free_workers <= 0 ? now + kMaxIdleWait
-                                       : std::min(EffectiveWakeAtLocked(), now + kMaxIdleWait);
+    const TimeMs wake_at = EffectiveWakeAtLocked();
+    if (free_workers <= 0 || now < wake_at) {
+      // Sleep until the wake time, or until anything that could move it happens (a WakeUp, a
+      // worker finishing or rescheduling, the circuit changing); then decide afresh.
+      const TimeMs until =
+          free_workers <= 0 ? now + kMaxIdleWait : std::min(wake_at, now + kMaxIdleWait);
+      const uint64_t seen_completions = completions_;
       clock_->WaitUntil(dispatch_cv_, lock, until, [&] {
-        return stopping_ || (options_.workers - in_flight_ > 0 &&
-                             clock_->NowMs() >= EffectiveWakeAtLocked());
+        return stopping_ || completions_ != seen_completions || EffectiveWakeAtLocked() != wake_at;
       });
       continue;
     }
@@ -168,8 +171,9 @@ void Dispatcher::WorkerLoop(int index) {
     if (stopping || (!job.is_probe && circuit_->paused())) {
       Status st = store_->Unclaim(job.claim.message.id, job.claim.message.version,
                                   job.claim.attempt_number);
-      if (!st.ok()) log::Error("unclaim_failed", {{"message_id", job.claim.message.id},
-                                                  {"error", st.ToString()}});
+      if (!st.ok())
+        log::Error("unclaim_failed",
+                   {{"message_id", job.claim.message.id}, {"error", st.ToString()}});
       if (job.is_probe) circuit_->Release(true);
     } else {
       due_again = Deliver(*client, job, rng);
@@ -183,8 +187,7 @@ void Dispatcher::WorkerLoop(int index) {
   if (--running_threads_ == 0) idle_cv_.notify_all();
 }
 
-std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job,
-                                          std::mt19937_64& rng) {
+std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job, std::mt19937_64& rng) {
   const Message& m = job.claim.message;
   const TimeMs started = clock_->NowMs();
   UpstreamResponse response = client.Send(m.id, m.request_json);
@@ -226,8 +229,9 @@ std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job,
     r.reply_parent_unresolved = fields.reply_parent_unresolved;
     r.upstream_response = response.body;
     if (!fields.readable) {
-      r.last_error = "AgentPhone accepted the message but its answer could not be read; the raw "
-                     "answer is kept in upstream_response";
+      r.last_error =
+          "AgentPhone accepted the message but its answer could not be read; the raw "
+          "answer is kept in upstream_response";
     }
   }
   Result<bool> recorded = store_->Complete(r);

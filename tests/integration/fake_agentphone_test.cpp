@@ -9,8 +9,8 @@
 #include <string>
 #include <thread>
 
-#include "harness.h"
 #include "../testutil.h"
+#include "harness.h"
 
 namespace sendq::test {
 namespace {

@@ -9,11 +9,16 @@
 //
 // Routes:
 //   POST /v1/messages       the fake Send Message endpoint (bearer auth).
-//   GET  /__fake/sent       accepted sends; ?min_count=N&wait_ms=M long-polls.
-//   GET  /__fake/received   every POST /v1/messages that arrived, with its status (null while
-//                           in flight, 0 when dropped); same query parameters.
-//   POST /__fake/config     changes the fault switches (JSON object); answers the config.
-//   POST /__fake/reset      forgets recorded requests (not the config).
+//   GET  /__fake/sent       {"count": N, "sends": [{"idempotency_key", "id", "body",
+//                           "received_at_ms"}, ...]}: the accepted sends, oldest first.
+//                           ?min_count=N&wait_ms=M waits (up to 60 s) for N of them.
+//   GET  /__fake/received   the same shape (the list is also under "sends"), over every
+//                           POST /v1/messages that arrived, whatever its outcome. Each entry
+//                           also has "status": null while in flight, 0 when dropped. An
+//                           arrival is recorded before the latency wait.
+//   POST /__fake/config     changes the fault switches (a JSON object of FaultConfig fields;
+//                           unknown fields are a 400); answers the whole config.
+//   POST /__fake/reset      forgets recorded requests and fail_first counts (not the config).
 //
 // Checks on POST /v1/messages run in this order: auth (401) -> latency -> force_status ->
 // fail_first -> drop -> error_rate -> rate_429 -> reject_rate -> validation (422) -> accept.
@@ -53,11 +58,13 @@ namespace sendq::fake {
 struct FaultConfig {
   int latency_ms = 0;
   int latency_jitter_ms = 0;  // extra latency, uniform in [0, latency_jitter_ms]
-  int fail_first = 0;         // the first N requests carrying each Idempotency-Key get 503
-  double error_rate = 0;      // probability of a random 500/502/503/504
-  double rate_429 = 0;        // probability of 429 with Retry-After: 1
-  double drop_rate = 0;       // probability of closing the connection without an answer
-  double reject_rate = 0;     // probability of a FastAPI 422
+  // The first N requests carrying each Idempotency-Key get 503. Requests without the header
+  // are not counted.
+  int fail_first = 0;
+  double error_rate = 0;   // probability of a random 500/502/503/504
+  double rate_429 = 0;     // probability of 429 with Retry-After: 1
+  double drop_rate = 0;    // probability of closing the connection without an answer
+  double reject_rate = 0;  // probability of a FastAPI 422
   // The expected bearer token. Empty: any bearer is accepted, but one must be present.
   std::string token;
   int force_status = 0;           // answer every POST with this status; 0 = off

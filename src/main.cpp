@@ -54,7 +54,8 @@ std::string RedactUrl(const std::string& url) {
   size_t scheme = url.find("://");
   size_t at = url.find('@');
   size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  if (scheme != std::string::npos && at != std::string::npos && (slash == std::string::npos || at < slash)) {
+  if (scheme != std::string::npos && at != std::string::npos &&
+      (slash == std::string::npos || at < slash)) {
     return url.substr(0, scheme + 3) + "***@" + url.substr(at + 1);
   }
   return url;

@@ -152,7 +152,8 @@ void ApiServer::Route() {
   });
   http_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
     if (log::Enabled(log::Level::kDebug)) {
-      log::Debug("http_request", {{"method", req.method}, {"path", req.path}, {"status", res.status}});
+      log::Debug("http_request",
+                 {{"method", req.method}, {"path", req.path}, {"status", res.status}});
     }
   });
 
@@ -238,10 +239,10 @@ void ApiServer::HandleGet(const httplib::Request& req, httplib::Response& res) {
   if (req.has_param("wait")) {
     Result<DurationMs> parsed = ParseDuration(req.get_param_value("wait"));
     if (!parsed.ok() || *parsed > kMaxLongPoll) {
-      errors.push_back({{"query", "wait"},
-                        fmt::format("must be a duration such as 10s, at most {}",
-                                    FormatDuration(kMaxLongPoll)),
-                        "value_error"});
+      errors.push_back(
+          {{"query", "wait"},
+           fmt::format("must be a duration such as 10s, at most {}", FormatDuration(kMaxLongPoll)),
+           "value_error"});
     } else {
       wait = *parsed;
     }

@@ -36,9 +36,8 @@ struct Config {
 };
 
 // Parses `sendq serve` arguments (argv without the program name and the "serve" word) with
-// `env` as the environment. Any bad value is an InvalidArgument whose message names the flag
-// or variable. "--help" gives a Status whose message is the help text and whose code is kOk is
-// impossible, so help is reported through *help_text with an OK status and a default config.
+// `env` as the environment. Any bad value is an InvalidArgument whose message names the flag or
+// variable. For --help, *help_text receives the help and the result is the default Config.
 Result<Config> ParseServeConfig(const std::vector<std::string>& args,
                                 const std::map<std::string, std::string>& env,
                                 std::string* help_text);

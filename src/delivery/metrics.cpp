@@ -37,9 +37,9 @@ std::string Metrics::Render(const store::Stats& stats, bool upstream_paused, Tim
   append(
       "# HELP sendq_attempts_total Upstream attempts since this process started, by outcome.\n"
       "# TYPE sendq_attempts_total counter\n");
-  for (AttemptOutcome o : {AttemptOutcome::kSent, AttemptOutcome::kRetryable,
-                           AttemptOutcome::kPermanent, AttemptOutcome::kUnknown,
-                           AttemptOutcome::kUpstreamPaused}) {
+  for (AttemptOutcome o :
+       {AttemptOutcome::kSent, AttemptOutcome::kRetryable, AttemptOutcome::kPermanent,
+        AttemptOutcome::kUnknown, AttemptOutcome::kUpstreamPaused}) {
     append(fmt::format("sendq_attempts_total{{outcome=\"{}\"}} {}\n", OutcomeName(o),
                        attempts_[static_cast<size_t>(o)].load()));
   }

@@ -19,10 +19,10 @@ struct DeliveryPolicy {
 
 struct AttemptDecision {
   AttemptOutcome outcome = AttemptOutcome::kRetryable;  // for the ledger
-  MessageStatus new_status = MessageStatus::kQueued;     // queued, sent or failed
-  TimeMs next_attempt_at = 0;                             // when queued
-  std::string error;                                      // for the ledger; empty when sent
-  std::optional<std::string> last_error;                  // for the message
+  MessageStatus new_status = MessageStatus::kQueued;    // queued, sent or failed
+  TimeMs next_attempt_at = 0;                           // when queued
+  std::string error;                                    // for the ledger; empty when sent
+  std::optional<std::string> last_error;                // for the message
 };
 
 // `message` is the message as claimed (its `attempts` does not count this attempt yet);

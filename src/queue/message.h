@@ -50,8 +50,8 @@ struct Message {
   std::optional<std::string> idempotency_key;
   std::string request_json;  // the normalised AgentPhone request, sent upstream as is
   MessageStatus status = MessageStatus::kQueued;
-  int attempts = 0;      // charged attempts (what --max-attempts counts)
-  int64_t version = 0;   // bumped on every change; also the lease's fencing token
+  int attempts = 0;     // charged attempts (what --max-attempts counts)
+  int64_t version = 0;  // bumped on every change; also the lease's fencing token
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
   TimeMs next_attempt_at = 0;
@@ -78,10 +78,13 @@ struct Attempt {
   std::optional<int> http_status;
   std::optional<std::string> error;
   std::optional<std::string> response_body;  // truncated to kMaxStoredResponseBytes
-  bool charged = false;  // counts towards --max-attempts
+  bool charged = false;                      // counts towards --max-attempts
 };
 
 inline constexpr size_t kMaxStoredResponseBytes = 4096;
+
+inline constexpr int kDefaultListLimit = 50;
+inline constexpr int kMaxListLimit = 200;
 
 // A page request for GET /v1/messages. Results are newest first (descending id).
 struct ListFilter {
@@ -92,10 +95,7 @@ struct ListFilter {
   std::optional<TimeMs> created_after;   // inclusive
   std::optional<TimeMs> created_before;  // exclusive
   std::optional<std::string> before_id;  // from the cursor: only ids < before_id
-  int limit = 50;
+  int limit = kDefaultListLimit;
 };
-
-inline constexpr int kDefaultListLimit = 50;
-inline constexpr int kMaxListLimit = 200;
 
 }  // namespace sendq

@@ -14,9 +14,9 @@ namespace sendq {
 // What the transport saw. Filled by the upstream client.
 struct UpstreamResponse {
   enum class Transport {
-    kResponded,      // an HTTP response arrived (any status)
-    kNotSent,        // connection refused / DNS / connect timeout: the request never left
-    kNoResponse,     // the request was (maybe) sent, then a timeout or reset: outcome unknown
+    kResponded,   // an HTTP response arrived (any status)
+    kNotSent,     // connection refused / DNS / connect timeout: the request never left
+    kNoResponse,  // the request was (maybe) sent, then a timeout or reset: outcome unknown
   };
   Transport transport = Transport::kResponded;
   int http_status = 0;
@@ -26,12 +26,12 @@ struct UpstreamResponse {
 };
 
 enum class OutcomeClass {
-  kSent,           // 2xx
-  kRetryable,      // 408, 429, 500, 502, 503, 504
-  kPermanent,      // any other status (400, 404, 409, 422, ...)
-  kUnknown,        // sent, but no response
-  kUpstreamPaused, // 401, 402, 403: the account, not the message
-  kUnreachable,    // never sent
+  kSent,            // 2xx
+  kRetryable,       // 408, 429, 500, 502, 503, 504
+  kPermanent,       // any other status (400, 404, 409, 422, ...)
+  kUnknown,         // sent, but no response
+  kUpstreamPaused,  // 401, 402, 403: the account, not the message
+  kUnreachable,     // never sent
 };
 
 OutcomeClass Classify(const UpstreamResponse& response);

@@ -52,12 +52,12 @@ class UpstreamCircuit {
   const Clock* const clock_;
   const Options options_;
   mutable std::mutex mu_;
-  bool open_ = false;                // GUARDED_BY(mu_)
-  bool probe_in_flight_ = false;     // GUARDED_BY(mu_)
-  int consecutive_failures_ = 0;     // GUARDED_BY(mu_)
-  DurationMs probe_interval_ = 0;    // GUARDED_BY(mu_)
-  TimeMs next_probe_at_ = 0;         // GUARDED_BY(mu_)
-  std::string reason_;               // GUARDED_BY(mu_)
+  bool open_ = false;              // GUARDED_BY(mu_)
+  bool probe_in_flight_ = false;   // GUARDED_BY(mu_)
+  int consecutive_failures_ = 0;   // GUARDED_BY(mu_)
+  DurationMs probe_interval_ = 0;  // GUARDED_BY(mu_)
+  TimeMs next_probe_at_ = 0;       // GUARDED_BY(mu_)
+  std::string reason_;             // GUARDED_BY(mu_)
 };
 
 }  // namespace sendq

@@ -17,10 +17,10 @@ namespace sendq::store {
 namespace {
 
 // The column order ReadMessage() expects.
-#define SENDQ_MESSAGE_COLUMNS                                                               \
-  "id, producer, idempotency_key, request, status, attempts, version, created_at, "        \
-  "updated_at, next_attempt_at, expires_at, lease_until, sent_at, last_error, "            \
-  "provider_message_id, channel, from_number, sent_to_number, conversation_id, "           \
+#define SENDQ_MESSAGE_COLUMNS                                                       \
+  "id, producer, idempotency_key, request, status, attempts, version, created_at, " \
+  "updated_at, next_attempt_at, expires_at, lease_until, sent_at, last_error, "     \
+  "provider_message_id, channel, from_number, sent_to_number, conversation_id, "    \
   "reply_parent_unresolved, upstream_response, attempt_count"
 
 Message ReadMessage(const Stmt& s) {
@@ -86,10 +86,10 @@ Status ApplyMigrations(Db& db) {
   const auto& migrations = EmbeddedMigrations();
   int latest = migrations.empty() ? 0 : migrations.back().version;
   if (current > latest) {
-    return Status::InvalidArgument(fmt::format(
-        "the database is at schema version {}, newer than this sendq knows ({}); "
-        "upgrade sendq",
-        current, latest));
+    return Status::InvalidArgument(
+        fmt::format("the database is at schema version {}, newer than this sendq knows ({}); "
+                    "upgrade sendq",
+                    current, latest));
   }
   for (const Migration& m : migrations) {
     if (m.version <= current) continue;
@@ -323,8 +323,7 @@ class SqliteStore final : public Store {
     return page;
   }
 
-  Result<Message> Cancel(const std::string& producer, const std::string& id,
-                         TimeMs now) override {
+  Result<Message> Cancel(const std::string& producer, const std::string& id, TimeMs now) override {
     return Transition(producer, id, MessageStatus::kQueued,
                       "UPDATE messages SET status = 4, version = version + 1, updated_at = ?3 "
                       "WHERE id = ?1 AND version = ?2 RETURNING " SENDQ_MESSAGE_COLUMNS,
@@ -462,8 +461,7 @@ class SqliteStore final : public Store {
     if (!db.ok()) return db.status();
     Transaction txn(&**db);
     Stats stats;
-    Result<Stmt*> counts =
-        (*db)->Prepare("SELECT status, count(*) FROM messages GROUP BY status");
+    Result<Stmt*> counts = (*db)->Prepare("SELECT status, count(*) FROM messages GROUP BY status");
     if (!counts.ok()) return counts.status();
     for (;;) {
       Result<bool> row = (*counts)->Step();
@@ -505,14 +503,15 @@ class SqliteStore final : public Store {
  private:
   // A producer-initiated state change that is legal only from `from`. The version check keeps
   // it atomic against a worker that claims the message in between.
-  Result<Message> Transition(const std::string& producer, const std::string& id,
-                             MessageStatus from, const char* sql, TimeMs now, TimeMs expires_at) {
+  Result<Message> Transition(const std::string& producer, const std::string& id, MessageStatus from,
+                             const char* sql, TimeMs now, TimeMs expires_at) {
     return writer_.Call<Message>([&](Db& db) -> Result<Message> {
       Result<std::optional<Message>> current = FindMessage(db, producer, id);
       if (!current.ok()) return current.status();
       if (!*current) return NotFound(id);
       if ((*current)->status != from) {
-        return Status::Conflict(fmt::format("message {} is {}", id, StatusName((*current)->status)));
+        return Status::Conflict(
+            fmt::format("message {} is {}", id, StatusName((*current)->status)));
       }
       Result<Stmt*> stmt = db.Prepare(sql);
       if (!stmt.ok()) return stmt.status();
@@ -543,8 +542,8 @@ class SqliteStore final : public Store {
   // A `sending` message whose lease ran out: its worker died or hung, so the attempt's outcome
   // is unknown. It is charged, then retried or failed as --on-unknown says.
   static Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
-    Result<Stmt*> select = db.Prepare(
-        "SELECT " SENDQ_MESSAGE_COLUMNS " FROM messages WHERE status = 1 AND lease_until <= ?1");
+    Result<Stmt*> select = db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS
+                                      " FROM messages WHERE status = 1 AND lease_until <= ?1");
     if (!select.ok()) return select.status();
     (*select)->Bind(1, o.now);
     std::vector<std::pair<Message, int>> expired;
@@ -593,9 +592,8 @@ class SqliteStore final : public Store {
           .Bind(4, o.now)
           .Bind(5, reason);
       if (Status st = (*update)->Run(); !st.ok()) return st;
-      log::Warn("lease_expired", {{"message_id", m.id},
-                                  {"attempt", attempt_number},
-                                  {"status", StatusName(next)}});
+      log::Warn("lease_expired",
+                {{"message_id", m.id}, {"attempt", attempt_number}, {"status", StatusName(next)}});
     }
     return Status::Ok();
   }
@@ -616,8 +614,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOpt
   Result<std::unique_ptr<Db>> db = Db::Open(path, options.synchronous_full);
   if (!db.ok()) return db.status();
   if (Status st = ApplyMigrations(**db); !st.ok()) return st;
-  auto store = std::make_unique<SqliteStore>(std::move(*lock), std::move(*db), path, options,
-                                             clock, std::move(on_commit));
+  auto store = std::make_unique<SqliteStore>(std::move(*lock), std::move(*db), path, options, clock,
+                                             std::move(on_commit));
   if (Status st = store->VoidLeases(); !st.ok()) return st;
   return std::unique_ptr<Store>(std::move(store));
 }

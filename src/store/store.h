@@ -61,7 +61,7 @@ struct AttemptResult {
   std::optional<std::string> response_body;
   bool charged = false;
   MessageStatus new_status = MessageStatus::kQueued;  // queued, sent or failed
-  TimeMs next_attempt_at = 0;                          // when queued again
+  TimeMs next_attempt_at = 0;                         // when queued again
   std::optional<std::string> last_error;
   // When sent: AgentPhone's answer.
   std::optional<std::string> provider_message_id;
@@ -131,8 +131,7 @@ struct StoreOptions {
 // leases, leases left by an earlier process are voided: its `sending` messages are recovered
 // by the first Claim. `on_commit` runs after every commit (on the writer thread).
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOptions options,
-                                               const Clock* clock,
-                                               std::function<void()> on_commit);
+                                               const Clock* clock, std::function<void()> on_commit);
 
 // The schema version a database file is at (0 for a new file), for tests and tools.
 Result<int> SchemaVersion(const std::string& path);

@@ -76,8 +76,8 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
     }
   }
   if (!commit_status.ok()) {
-    log::Error("store_commit_failed", {{"error", commit_status.ToString()},
-                                       {"batch", batch.size()}});
+    log::Error("store_commit_failed",
+               {{"error", commit_status.ToString()}, {"batch", batch.size()}});
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i].done.set_value(commit_status.ok() ? results[i] : commit_status);

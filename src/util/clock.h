@@ -26,8 +26,8 @@ class Clock {
   // `deadline`. Returns pred(). Spurious wake-ups are handled here.
   // REQUIRES: lock is held.
   template <typename Pred>
-  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                 TimeMs deadline, Pred pred) {
+  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, TimeMs deadline,
+                 Pred pred) {
     while (!pred()) {
       TimeMs now = NowMs();
       if (now >= deadline) return pred();

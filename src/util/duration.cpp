@@ -9,9 +9,8 @@ namespace sendq {
 
 Result<DurationMs> ParseDuration(const std::string& text) {
   auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument(
-        fmt::format("bad duration '{}': {} (use a number with ms, s, m or h, e.g. 30s)", text,
-                    why));
+    return Status::InvalidArgument(fmt::format(
+        "bad duration '{}': {} (use a number with ms, s, m or h, e.g. 30s)", text, why));
   };
   if (text.empty()) return bad("empty");
   DurationMs total = 0;

@@ -25,10 +25,10 @@ class IdGenerator {
  private:
   const Clock* const clock_;
   std::mutex mu_;
-  TimeMs last_ms_ = 0;         // GUARDED_BY(mu_)
+  TimeMs last_ms_ = 0;           // GUARDED_BY(mu_)
   uint64_t last_random_hi_ = 0;  // GUARDED_BY(mu_): top 16 of the 80 random bits
   uint64_t last_random_lo_ = 0;  // GUARDED_BY(mu_): low 64 of the 80 random bits
-  std::mt19937_64 rng_;        // GUARDED_BY(mu_)
+  std::mt19937_64 rng_;          // GUARDED_BY(mu_)
 };
 
 // True when `id` has the shape of a message id (prefix, length, alphabet).

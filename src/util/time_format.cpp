@@ -27,12 +27,13 @@ bool Expect(const std::string& s, size_t& pos, char c) {
   return true;
 }
 
-std::optional<TimeMs> FromFields(int year, int month, int day, int hour, int minute,
-                                 int second) {
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-      second > 60) {
+std::optional<TimeMs> FromFields(int year, int month, int day, int hour, int minute, int second) {
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     return std::nullopt;
   }
+  // A leap second (23:59:60) is read as the last whole second before it, so it stays in its
+  // own minute and day.
+  if (second == 60) second = 59;
   std::tm tm{};
   tm.tm_year = year - 1900;
   tm.tm_mon = month - 1;
@@ -56,8 +57,8 @@ std::string FormatRfc3339(TimeMs t) {
   }
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 std::optional<TimeMs> ParseRfc3339(const std::string& s) {
@@ -116,7 +117,9 @@ std::optional<TimeMs> ParseHttpDate(const std::string& s) {
     std::tm tm{};
     const char* end = strptime(s.c_str(), format, &tm);
     if (end != nullptr && *end == '\0') {
-      return static_cast<TimeMs>(timegm(&tm)) * 1000;
+      // strptime accepts fields such as 30 February; FromFields rejects impossible dates.
+      return FromFields(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec);
     }
   }
   return std::nullopt;

@@ -73,9 +73,9 @@ TEST_CASE("crash: SIGKILL while producers are enqueuing loses no acknowledged me
   for (int p = 0; p < 4; ++p) {
     producers.emplace_back([&, p] {
       for (int i = 0; i < 200 && !killed; ++i) {
-        HttpResult r = s.sendq->Post("/v1/messages",
-                                     ExampleRequest("p" + std::to_string(p) + "-" + std::to_string(i)),
-                                     {}, 5000);
+        HttpResult r = s.sendq->Post(
+            "/v1/messages", ExampleRequest("p" + std::to_string(p) + "-" + std::to_string(i)), {},
+            5000);
         if (r.status == 202) {
           std::lock_guard<std::mutex> guard(mu);
           acknowledged.push_back(r.json.at("id"));

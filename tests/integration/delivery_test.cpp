@@ -173,5 +173,48 @@ TEST_CASE("delivery: a burst of 5xx trips the circuit instead of using up attemp
   CHECK(sent == 8);
 }
 
+TEST_CASE("delivery: a dropped connection is an unknown outcome, retried under the same key") {
+  Scenario s({"--drop-rate", "1"});
+  std::string id = Enqueue(*s.sendq);
+  nlohmann::json first = WaitAttempts(*s.sendq, id, 1);
+  CHECK(first[0].at("outcome") == "unknown");
+  CHECK(first[0].at("http_status").is_null());
+  CHECK(first[0].at("charged") == true);
+  s.upstream->SetConfig({{"drop_rate", 0}});
+  nlohmann::json record = WaitFinal(*s.sendq, id);
+  CHECK(record.at("status") == "sent");
+  for (const auto& r : SendsFor(*s.upstream, id, "received")) CHECK(r.at("idempotency_key") == id);
+}
+
+TEST_CASE("delivery: with --on-unknown=fail an unknown outcome fails for review") {
+  Scenario s(std::vector<std::string>{"--drop-rate", "1"}, {"--on-unknown", "fail"});
+  std::string id = Enqueue(*s.sendq);
+  nlohmann::json record = WaitFinal(*s.sendq, id);
+  CHECK(record.at("status") == "failed");
+  CHECK(record.at("last_error").get<std::string>().find("--on-unknown=fail") != std::string::npos);
+  CHECK(SendsFor(*s.upstream, id, "received").size() == 1);
+}
+
+TEST_CASE("delivery: --max-attempts charged failures exhaust a message") {
+  Scenario s(std::vector<std::string>{"--fail-first", "5"}, {"--max-attempts", "2"});
+  std::string id = Enqueue(*s.sendq);
+  nlohmann::json record = WaitFinal(*s.sendq, id);
+  CHECK(record.at("status") == "failed");
+  CHECK(record.at("attempts") == 2);
+  CHECK(record.at("last_error").get<std::string>().find("attempts exhausted (2 of 2)") !=
+        std::string::npos);
+  CHECK(SendsFor(*s.upstream, id, "received").size() == 2);
+}
+
+TEST_CASE("delivery: a message whose validity runs out during an outage fails as expired") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  Scenario s(url, {"--max-age", "300ms"});
+  std::string id = Enqueue(*s.sendq);
+  nlohmann::json record = WaitFinal(*s.sendq, id);
+  CHECK(record.at("status") == "failed");
+  CHECK(record.at("attempts") == 0);
+  CHECK(record.at("last_error").get<std::string>().find("expired") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace sendq::test

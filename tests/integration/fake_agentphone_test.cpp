@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "../testutil.h"
+#include "testutil.h"
 #include "harness.h"
 
 namespace sendq::test {

@@ -34,8 +34,7 @@ TEST_CASE("readme: the documented curl example queues a message that gets sent")
   const std::string script = ReadmeExample();
   REQUIRE(script.find("curl") != std::string::npos);
   ChildProcess shell({"/bin/bash", "-euo", "pipefail", "-c", script},
-                     {{"SENDQ_URL", s.sendq->url()}, {"SENDQ_TOKEN", kTestApiToken}},
-                     s.dir.path());
+                     {{"SENDQ_URL", s.sendq->url()}, {"SENDQ_TOKEN", kTestApiToken}}, s.dir.path());
   auto status = shell.Wait(30'000);
   REQUIRE(status.has_value());
   CHECK(*status == 0);

@@ -15,8 +15,9 @@
 namespace sendq::test {
 
 // The Send Message page's own example.
-inline nlohmann::json ExampleRequest(const std::string& body = "Hello! Your appointment is "
-                                                               "confirmed for tomorrow at 3 PM.") {
+inline nlohmann::json ExampleRequest(const std::string& body =
+                                         "Hello! Your appointment is "
+                                         "confirmed for tomorrow at 3 PM.") {
   return {{"agent_id", "agent_12345abcde"}, {"to_number", "+14155552671"}, {"body", body}};
 }
 
@@ -24,8 +25,8 @@ inline nlohmann::json ExampleRequest(const std::string& body = "Hello! Your appo
 inline std::vector<std::string> FastRetryArgs() {
   // The lease stays at its 60s default: a dispatcher that missed a wake-up would then show
   // up as a test timing out, not just a slow one.
-  return {"--backoff-base", "20ms", "--backoff-max", "200ms",
-          "--upstream-timeout", "5s", "--drain-timeout", "10s"};
+  return {"--backoff-base",     "20ms", "--backoff-max",   "200ms",
+          "--upstream-timeout", "5s",   "--drain-timeout", "10s"};
 }
 
 struct Scenario {
@@ -102,8 +103,8 @@ inline nlohmann::json WaitChanged(SendqProcess& sendq, const std::string& id, in
                                   int timeout_ms = 30'000) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    HttpResult r = sendq.Get("/v1/messages/" + id + "?wait=10s&after_version=" +
-                             std::to_string(version));
+    HttpResult r =
+        sendq.Get("/v1/messages/" + id + "?wait=10s&after_version=" + std::to_string(version));
     REQUIRE(r.status == 200);
     if (r.json.at("version").get<int64_t>() > version ||
         std::chrono::steady_clock::now() >= deadline) {

@@ -83,8 +83,8 @@ TEST_CASE("delivery policy: a retry that would fall after the validity fails now
 }
 
 TEST_CASE("delivery policy: uncharged failures wait for the upstream, due at once") {
-  for (OutcomeClass c : {OutcomeClass::kUpstreamPaused, OutcomeClass::kUnreachable,
-                         OutcomeClass::kRetryable}) {
+  for (OutcomeClass c :
+       {OutcomeClass::kUpstreamPaused, OutcomeClass::kUnreachable, OutcomeClass::kRetryable}) {
     auto d = DecideAfterAttempt(Policy(), Queued(2), c, false, Http(401), kNow, 0.5);
     CHECK(d.new_status == MessageStatus::kQueued);
     CHECK(d.next_attempt_at == kNow);

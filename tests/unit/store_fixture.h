@@ -35,8 +35,8 @@ class StoreFixture {
     nm.id = ids_.Next();
     nm.producer = producer;
     nm.idempotency_key = std::move(key);
-    nm.request_json = nlohmann::json({{"agent_id", "agent_1"}, {"to_number", to}, {"body", body}})
-                          .dump();
+    nm.request_json =
+        nlohmann::json({{"agent_id", "agent_1"}, {"to_number", to}, {"body", body}}).dump();
     nm.agent_id = "agent_1";
     nm.to_number = to;
     nm.expires_at = clock_.NowMs() + 3'600'000;

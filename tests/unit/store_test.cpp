@@ -107,9 +107,10 @@ TEST_CASE("store: list pages newest first with filters and a cursor") {
   StoreFixture f;
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
-    ids.push_back(f.store().Enqueue(f.NewMessage("alice", std::nullopt, "+1415555000" +
-                                                                           std::to_string(i)))
-                      ->message.id);
+    ids.push_back(
+        f.store()
+            .Enqueue(f.NewMessage("alice", std::nullopt, "+1415555000" + std::to_string(i)))
+            ->message.id);
     f.clock().Advance(10);
   }
   f.Enqueue("bob");

@@ -140,3 +140,17 @@ TEST_CASE("ParseHttpDate: rejects garbage") {
 
 }  // namespace
 }  // namespace sendq
+
+TEST_CASE("ParseRfc3339: a leap second stays in its own minute and day") {
+  auto leap = sendq::ParseRfc3339("2016-12-31T23:59:60Z");
+  auto before = sendq::ParseRfc3339("2016-12-31T23:59:59Z");
+  REQUIRE(leap.has_value());
+  REQUIRE(before.has_value());
+  CHECK(*leap == *before);
+}
+
+TEST_CASE("ParseHttpDate: impossible dates are rejected") {
+  CHECK_FALSE(sendq::ParseHttpDate("Thu, 30 Feb 2023 00:00:00 GMT").has_value());
+  CHECK_FALSE(sendq::ParseHttpDate("Thu, 02 Mar 2023 23:59:61 GMT").has_value());
+  CHECK(sendq::ParseHttpDate("Thu, 02 Mar 2023 23:59:59 GMT").has_value());
+}

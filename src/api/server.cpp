@@ -67,6 +67,18 @@ bool IsPrintableAscii(std::string_view s) {
   return true;
 }
 
+// The Content-Length the client declared, or 0.
+uint64_t DeclaredLength(const httplib::Request& req) {
+  const std::string text = req.get_header_value("Content-Length");
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return 0;
+    if (value > (UINT64_MAX - 9) / 10) return UINT64_MAX;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
 std::optional<std::string> StringField(const nlohmann::json& request, const char* key) {
   auto it = request.find(key);
   if (it == request.end() || !it->is_string()) return std::nullopt;
@@ -162,7 +174,33 @@ void ApiServer::Route() {
   });
   http_->Get("/readyz", [this](const auto& req, auto& res) { HandleReady(req, res); });
   http_->Get("/metrics", [this](const auto& req, auto& res) { HandleMetrics(req, res); });
-  http_->Post("/v1/messages", [this](const auto& req, auto& res) { HandleEnqueue(req, res); });
+  // The enqueue body is read through a reader, so that a chunked body (which the library does
+  // not limit) is refused as soon as it passes kMaxRequestBytes instead of being buffered.
+  http_->Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res,
+                                     const httplib::ContentReader& reader) {
+    std::string body;
+    bool too_large = false;
+    const bool complete = reader([&](const char* data, size_t length) {
+      if (body.size() + length > kMaxRequestBytes) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, length);
+      return true;
+    });
+    // The library refuses a declared Content-Length over its limit without reading.
+    if (!complete && DeclaredLength(req) > kMaxRequestBytes) too_large = true;
+    if (too_large) {
+      res.set_header("Connection", "close");
+      return SendError(res, 413, "payload_too_large",
+                       fmt::format("request body over {} bytes", kMaxRequestBytes));
+    }
+    if (!complete) {
+      res.set_header("Connection", "close");
+      return SendError(res, 400, "bad_request", "the request body could not be read in full");
+    }
+    HandleEnqueue(req, res, body);
+  });
   http_->Get("/v1/messages", [this](const auto& req, auto& res) { HandleList(req, res); });
   http_->Get(R"(/v1/messages/([^/]+))",
              [this](const auto& req, auto& res) { HandleGet(req, res); });
@@ -174,7 +212,8 @@ void ApiServer::Route() {
               [this](const auto& req, auto& res) { HandleRetry(req, res); });
 }
 
-void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& res) {
+void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& res,
+                              const std::string& body) {
   const std::string producer = Authenticate(req, res);
   if (producer.empty()) return;
   if (draining_) {
@@ -193,7 +232,7 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
     }
     idempotency_key = std::move(key);
   }
-  ValidatedRequest validated = ParseAndValidateSendRequest(req.body);
+  ValidatedRequest validated = ParseAndValidateSendRequest(body);
   if (!validated.ok()) return SendValidationErrors(res, validated.errors);
 
   store::NewMessage nm;

@@ -20,6 +20,7 @@
 #include "util/status.h"
 
 namespace httplib {
+class ContentReader;
 class Server;
 struct Request;
 struct Response;
@@ -35,7 +36,9 @@ struct ServerOptions {
   std::map<std::string, std::string> producer_tokens;  // name -> token
 };
 
-// Bodies larger than this are refused with 413 before they are read in full.
+// Bodies larger than this are refused with 413. A chunked body is cut off as soon as it
+// passes the limit; one that declares a larger Content-Length is read and discarded by the
+// HTTP library first (so the connection stays usable), within the read timeout.
 inline constexpr size_t kMaxRequestBytes = 1 << 20;
 // The longest a GET may wait for a message to change (?wait=).
 inline constexpr DurationMs kMaxLongPoll = 60'000;
@@ -70,7 +73,7 @@ class ApiServer {
   // The producer name for the request's bearer token, or empty (the response is then set).
   std::string Authenticate(const httplib::Request& req, httplib::Response& res) const;
 
-  void HandleEnqueue(const httplib::Request& req, httplib::Response& res);
+  void HandleEnqueue(const httplib::Request& req, httplib::Response& res, const std::string& body);
   void HandleGet(const httplib::Request& req, httplib::Response& res);
   void HandleAttempts(const httplib::Request& req, httplib::Response& res);
   void HandleList(const httplib::Request& req, httplib::Response& res);

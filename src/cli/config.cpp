@@ -506,6 +506,12 @@ Result<std::map<std::string, std::string>> ParseApiTokens(const std::string& tex
           "API token entry {} ('{}'): the token contains whitespace or control characters",
           position, name));
     }
+    // The HTTP library percent-decodes header values, so a token with '%' in it would never
+    // match what the producer sends.
+    if (token.find('%') != std::string::npos) {
+      return Status::InvalidArgument(
+          fmt::format("API token entry {} ('{}'): the token must not contain '%'", position, name));
+    }
     if (auto it = position_of_name.find(name); it != position_of_name.end()) {
       return Status::InvalidArgument(fmt::format(
           "API token entries {} and {} both use the name '{}'", it->second, position, name));

@@ -9,8 +9,8 @@
 #include <string>
 #include <thread>
 
-#include "testutil.h"
 #include "harness.h"
+#include "testutil.h"
 
 namespace sendq::test {
 namespace {

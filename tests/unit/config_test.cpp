@@ -384,3 +384,10 @@ TEST_CASE("config: ParseApiTokens") {
 
 }  // namespace
 }  // namespace sendq
+
+TEST_CASE("ParseApiTokens: a token with '%' is refused, since header values are percent-decoded") {
+  auto tokens = sendq::ParseApiTokens("alice:abc%41defgh");
+  REQUIRE_FALSE(tokens.ok());
+  CHECK(tokens.status().message().find("'%'") != std::string::npos);
+  CHECK(tokens.status().message().find("abc%41defgh") == std::string::npos);
+}

@@ -38,6 +38,11 @@ Status Writer::Run(Fn fn) {
   return result.get();
 }
 
+size_t Writer::TEST_Pending() {
+  std::lock_guard<std::mutex> guard(mu_);
+  return pending_.size();
+}
+
 void Writer::Loop() {
   for (;;) {
     std::deque<Task> batch;

@@ -39,6 +39,9 @@ class Writer {
   // Returns fn's error (its savepoint rolled back), or the commit's error, or OK.
   Status Run(Fn fn);
 
+  // Tasks submitted and not yet taken into a transaction. For tests only.
+  size_t TEST_Pending();
+
   // Run() for a function that produces a value.
   template <typename T>
   Result<T> Call(std::function<Result<T>(Db&)> fn) {

@@ -49,6 +49,22 @@ TEST_CASE("delivery: happy path records sent and AgentPhone's msg_ id") {
   CHECK(by_provider.json["data"][0].at("id") == id);
 }
 
+TEST_CASE("delivery: a 2xx with an unreadable body is sent, kept raw, and never re-sent") {
+  Scenario s;
+  const std::string garbled = "<html>accepted, but not JSON</html>";
+  s.upstream->SetConfig({{"force_status", 200}, {"force_body", garbled}});
+  std::string id = Enqueue(*s.sendq);
+  nlohmann::json record = WaitFinal(*s.sendq, id);
+  CHECK(record.at("status") == "sent");
+  CHECK(record.at("provider_message_id").is_null());
+  CHECK(record.at("last_error").get<std::string>().find("could not be read") != std::string::npos);
+  HttpResult ledger = s.sendq->Get("/v1/messages/" + id + "/attempts");
+  REQUIRE(ledger.json.at("data").size() == 1);
+  CHECK(ledger.json["data"][0].at("outcome") == "sent");
+  CHECK(ledger.json["data"][0].at("response_body") == garbled);
+  CHECK(SendsFor(*s.upstream, id, "received").size() == 1);
+}
+
 TEST_CASE("delivery: 503 twice, then success: three attempts under one Idempotency-Key") {
   Scenario s({"--fail-first", "2"});
   std::string id = Enqueue(*s.sendq);

@@ -241,7 +241,7 @@ TEST_CASE("fake-agentphone: /__fake/config rejects unknown fields and bad values
   };
   CHECK(post_config(R"({"no_such_switch": 1})").status == 400);
   CHECK(post_config(R"({"error_rate": 2})").status == 400);
-  CHECK(post_config(R"({"force_status": 200})").status == 400);
+  CHECK(post_config(R"({"force_status": 199})").status == 400);
   CHECK(post_config("[1]").status == 400);
   CHECK(post_config("{oops").status == 400);
   // A refused change leaves the config as it was, even its valid fields.

@@ -175,6 +175,7 @@ json FaultConfigToJson(const FaultConfig& config) {
       {"token", config.token.empty() ? json(nullptr) : json(config.token)},
       {"force_status", config.force_status},
       {"force_retry_after", config.force_retry_after},
+      {"force_body", config.force_body},
   };
 }
 
@@ -223,10 +224,18 @@ Status ApplyFaultConfigJson(const json& patch, FaultConfig* config) {
     } else if (name == "force_status") {
       if (!value.is_number_integer() ||
           (value.get<int64_t>() != 0 &&
-           (value.get<int64_t>() < 400 || value.get<int64_t>() > 599))) {
-        status = Status::InvalidArgument("force_status must be 0 or an HTTP status in 400..599");
+           (value.get<int64_t>() < 200 || value.get<int64_t>() > 599))) {
+        status = Status::InvalidArgument("force_status must be 0 or an HTTP status in 200..599");
       } else {
         next.force_status = value.get<int>();
+      }
+    } else if (name == "force_body") {
+      if (value.is_null()) {
+        next.force_body.clear();
+      } else if (value.is_string()) {
+        next.force_body = value.get<std::string>();
+      } else {
+        status = Status::InvalidArgument("force_body must be a string or null");
       }
     } else if (name == "force_retry_after") {
       if (value.is_null()) {
@@ -422,7 +431,12 @@ void FakeAgentPhone::HandleSend(const httplib::Request& req, httplib::Response& 
   switch (outcome) {
     case Outcome::kForced: {
       int status = config.force_status;
-      SetJson(res, status, status == 422 ? RejectionBody() : CannedError(status));
+      if (!config.force_body.empty()) {
+        res.status = status;
+        res.set_content(config.force_body, "text/html");
+      } else {
+        SetJson(res, status, status == 422 ? RejectionBody() : CannedError(status));
+      }
       if (!config.force_retry_after.empty()) {
         res.set_header("Retry-After", config.force_retry_after);
       } else if (status == 429) {

@@ -67,8 +67,9 @@ struct FaultConfig {
   double reject_rate = 0;  // probability of a FastAPI 422
   // The expected bearer token. Empty: any bearer is accepted, but one must be present.
   std::string token;
-  int force_status = 0;           // answer every POST with this status; 0 = off
+  int force_status = 0;           // answer every POST with this status (200..599); 0 = off
   std::string force_retry_after;  // Retry-After value sent with force_status, if non-empty
+  std::string force_body;         // raw body (text/html) sent with force_status, if non-empty
 };
 
 // The config as POST /__fake/config answers it.

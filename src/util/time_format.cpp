@@ -63,7 +63,7 @@ std::string FormatRfc3339(TimeMs t) {
 
 std::optional<TimeMs> ParseRfc3339(const std::string& s) {
   size_t pos = 0;
-  int year, month, day, hour, minute, second;
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   if (!ReadDigits(s, pos, 4, year) || !Expect(s, pos, '-') || !ReadDigits(s, pos, 2, month) ||
       !Expect(s, pos, '-') || !ReadDigits(s, pos, 2, day)) {
     return std::nullopt;
@@ -92,7 +92,7 @@ std::optional<TimeMs> ParseRfc3339(const std::string& s) {
   } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
     int sign = s[pos] == '-' ? -1 : 1;
     ++pos;
-    int oh, om;
+    int oh = 0, om = 0;
     if (!ReadDigits(s, pos, 2, oh) || !Expect(s, pos, ':') || !ReadDigits(s, pos, 2, om) ||
         oh > 23 || om > 59) {
       return std::nullopt;

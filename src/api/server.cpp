@@ -215,11 +215,7 @@ void ApiServer::Route() {
 void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& res,
                               const std::string& body) {
   const std::string producer = Authenticate(req, res);
-  if (producer.empty()) return;
-  if (draining_) {
-    res.set_header("Retry-After", "5");
-    return SendError(res, 503, "shutting_down", "sendq is shutting down; retry shortly");
-  }
+  if (producer.empty() || RefuseWhileDraining(res)) return;
   std::optional<std::string> idempotency_key;
   if (req.has_header("Idempotency-Key")) {
     std::string key = req.get_header_value("Idempotency-Key");
@@ -344,42 +340,39 @@ void ApiServer::HandleCancel(const httplib::Request& req, httplib::Response& res
   if (producer.empty()) return;
   const std::string id = req.matches[1];
   Result<Message> m = deps_.store->Cancel(producer, id, deps_.clock->NowMs());
-  if (m.ok()) {
-    log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
-    return SendJson(res, 200, MessageRecord(*m));
-  }
-  if (!m.status().IsConflict()) return SendStatus(res, m.status());
-  Result<Message> current = deps_.store->Get(producer, id);
-  if (!current.ok()) return SendStatus(res, current.status());
-  SendJson(res, 409,
-           {{"detail", fmt::format("only a queued message can be canceled; this one is {}",
-                                   StatusName(current->status))},
-            {"code", "invalid_state"},
-            {"status", StatusName(current->status)},
-            {"message", MessageRecord(*current)}});
+  if (m.ok()) log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
+  SendTransition(res, producer, id, m, "only a queued message can be canceled");
 }
 
 void ApiServer::HandleRetry(const httplib::Request& req, httplib::Response& res) {
   const std::string producer = Authenticate(req, res);
-  if (producer.empty()) return;
-  if (draining_) {
-    res.set_header("Retry-After", "5");
-    return SendError(res, 503, "shutting_down", "sendq is shutting down; retry shortly");
-  }
+  if (producer.empty() || RefuseWhileDraining(res)) return;
   const std::string id = req.matches[1];
   const TimeMs now = deps_.clock->NowMs();
   Result<Message> m = deps_.store->Retry(producer, id, now, now + options_.max_age);
   if (m.ok()) {
     deps_.dispatcher->WakeUp();
     log::Info("message_retried", {{"message_id", id}, {"producer", producer}});
-    return SendJson(res, 200, MessageRecord(*m));
   }
-  if (!m.status().IsConflict()) return SendStatus(res, m.status());
+  SendTransition(res, producer, id, m, "only a failed message can be retried");
+}
+
+bool ApiServer::RefuseWhileDraining(httplib::Response& res) const {
+  if (!draining_) return false;
+  res.set_header("Retry-After", "5");
+  SendError(res, 503, "shutting_down", "sendq is shutting down; retry shortly");
+  return true;
+}
+
+void ApiServer::SendTransition(httplib::Response& res, const std::string& producer,
+                               const std::string& id, const Result<Message>& result,
+                               std::string_view rule) {
+  if (result.ok()) return SendJson(res, 200, MessageRecord(*result));
+  if (!result.status().IsConflict()) return SendStatus(res, result.status());
   Result<Message> current = deps_.store->Get(producer, id);
   if (!current.ok()) return SendStatus(res, current.status());
   SendJson(res, 409,
-           {{"detail", fmt::format("only a failed message can be retried; this one is {}",
-                                   StatusName(current->status))},
+           {{"detail", fmt::format("{}; this one is {}", rule, StatusName(current->status))},
             {"code", "invalid_state"},
             {"status", StatusName(current->status)},
             {"message", MessageRecord(*current)}});

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "delivery/dispatcher.h"
 #include "delivery/metrics.h"
@@ -80,6 +81,12 @@ class ApiServer {
   void HandleCancel(const httplib::Request& req, httplib::Response& res);
   void HandleRetry(const httplib::Request& req, httplib::Response& res);
   void HandleReady(const httplib::Request& req, httplib::Response& res);
+  // While stopping, answers 503 to requests that would queue work, and returns true.
+  bool RefuseWhileDraining(httplib::Response& res) const;
+  // The answer to cancel or retry: the record, or 409 with the current state (`rule` says
+  // which state was needed), or the error.
+  void SendTransition(httplib::Response& res, const std::string& producer, const std::string& id,
+                      const Result<Message>& result, std::string_view rule);
   void HandleMetrics(const httplib::Request& req, httplib::Response& res);
 
   const ServerDeps deps_;

@@ -220,15 +220,9 @@ std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job, std:
   r.next_attempt_at = decision.next_attempt_at;
   r.last_error = decision.last_error;
   if (decision.new_status == MessageStatus::kSent) {
-    SendResponseFields fields = ParseSendResponse(response.body);
-    r.provider_message_id = fields.provider_message_id;
-    r.channel = fields.channel;
-    r.from_number = fields.from_number;
-    r.sent_to_number = fields.to_number;
-    r.conversation_id = fields.conversation_id;
-    r.reply_parent_unresolved = fields.reply_parent_unresolved;
+    r.response = ParseSendResponse(response.body);
     r.upstream_response = response.body;
-    if (!fields.readable) {
+    if (!r.response.readable) {
       r.last_error =
           "AgentPhone accepted the message but its answer could not be read; the raw "
           "answer is kept in upstream_response";
@@ -243,7 +237,9 @@ std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job, std:
                            {"charged", charged},
                            {"latency_ms", finished - started}};
   if (r.http_status) fields["http_status"] = *r.http_status;
-  if (r.provider_message_id) fields["provider_message_id"] = *r.provider_message_id;
+  if (r.response.provider_message_id) {
+    fields["provider_message_id"] = *r.response.provider_message_id;
+  }
   if (job.is_probe) fields["probe"] = true;
   if (!decision.error.empty()) fields["error"] = decision.error;
   if (!recorded.ok()) {

@@ -206,6 +206,14 @@ void CheckRecipients(const json& body, ErrorList& errors) {
       errors.Add({"recipients"}, "Input should be a valid list", "list_type");
       return;
     }
+    if (recipients->size() > kMaxRecipients) {
+      errors.Add({"recipients"},
+                 fmt::format("List should have at most {} items after validation, not {}: a "
+                             "group message goes to at most {} recipients",
+                             kMaxRecipients, recipients->size(), kMaxRecipients),
+                 "too_long");
+      return;
+    }
     for (size_t i = 0; i < recipients->size(); ++i) {
       const json& item = (*recipients)[i];
       if (!item.is_string()) {
@@ -229,10 +237,23 @@ void CheckRecipients(const json& body, ErrorList& errors) {
   }
 }
 
-// Validates media_url and media_urls and returns the folded list: media_url first, then
-// media_urls without any repeat of it.
-std::vector<std::string> CheckMedia(const json& body, ErrorList& errors) {
+std::string TooManyMediaUrls(size_t count) {
+  return fmt::format("List should have at most {} items after validation, not {}", kMaxMediaUrls,
+                     count);
+}
+
+struct Media {
+  // media_url first, then media_urls without any repeat of it.
   std::vector<std::string> folded;
+  // How many URLs the message carries, for the checks on body: folded.size(), or at least
+  // kMaxMediaUrls + 1 when media_urls was too long to look at.
+  size_t count = 0;
+};
+
+// Validates media_url and media_urls and folds them into one list.
+Media CheckMedia(const json& body, ErrorList& errors) {
+  Media media;
+  std::vector<std::string>& folded = media.folded;
   const std::string* single = OptionalString(body, "media_url", errors);
   if (single != nullptr) {
     if (!IsHttpsUrlWithHost(*single)) {
@@ -246,6 +267,11 @@ std::vector<std::string> CheckMedia(const json& body, ErrorList& errors) {
   if (list != nullptr) {
     if (!list->is_array()) {
       errors.Add({"media_urls"}, "Input should be a valid list", "list_type");
+    } else if (list->size() > kMaxMediaUrls) {
+      // Too long whatever folding would drop: one error rather than one per item.
+      errors.Add({"media_urls"}, TooManyMediaUrls(list->size()), "too_long");
+      media.count = folded.size() + list->size();
+      return media;
     } else {
       for (size_t i = 0; i < list->size(); ++i) {
         const json& item = (*list)[i];
@@ -264,12 +290,10 @@ std::vector<std::string> CheckMedia(const json& body, ErrorList& errors) {
   }
 
   if (folded.size() > kMaxMediaUrls) {
-    errors.Add({"media_urls"},
-               fmt::format("List should have at most {} items after validation, not {}",
-                           kMaxMediaUrls, folded.size()),
-               "too_long");
+    errors.Add({"media_urls"}, TooManyMediaUrls(folded.size()), "too_long");
   }
-  return folded;
+  media.count = folded.size();
+  return media;
 }
 
 void CheckBody(const json& body, size_t media_count, ErrorList& errors) {
@@ -434,8 +458,8 @@ ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann:
 
   CheckIdentifiers(body, errors);
   CheckRecipients(body, errors);
-  std::vector<std::string> media = CheckMedia(body, errors);
-  CheckBody(body, media.size(), errors);
+  Media media = CheckMedia(body, errors);
+  CheckBody(body, media.count, errors);
   CheckSendStyle(body, errors);
   CheckReplyTo(body, errors);
 
@@ -443,7 +467,7 @@ ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann:
     result.errors = errors.Take();
     return result;
   }
-  result.request = Normalise(body, std::move(media));
+  result.request = Normalise(body, std::move(media.folded));
   return result;
 }
 

@@ -29,7 +29,14 @@ struct ValidatedRequest {
 
 // Limits on untrusted JSON, so that hostile bodies cannot exhaust the stack or memory.
 inline constexpr int kMaxJsonDepth = 32;
+// AgentPhone's own limit for a carousel. A longer media_urls list is refused with one error,
+// before its items are looked at.
 inline constexpr size_t kMaxMediaUrls = 20;
+// A group message goes to a handful of people; this bound is far above any real group and
+// keeps the work and the 422 answer for a hostile list small (one error per bad item would
+// otherwise turn a 1 MiB body into a 30 MiB answer). A longer list is refused with one error,
+// before its items are looked at.
+inline constexpr size_t kMaxRecipients = 100;
 
 // Parses `text` as JSON and validates it. A body that is not JSON, too deeply nested, or not
 // an object is reported as a single error.

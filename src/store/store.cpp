@@ -393,12 +393,12 @@ class SqliteStore final : public Store {
           .Bind(5, r.finished_at)
           .Bind(6, r.next_attempt_at)
           .Bind(7, r.last_error)
-          .Bind(8, r.provider_message_id)
-          .Bind(9, r.channel)
-          .Bind(10, r.from_number)
-          .Bind(11, r.sent_to_number)
-          .Bind(12, r.conversation_id)
-          .Bind(13, OptBool(r.reply_parent_unresolved))
+          .Bind(8, r.response.provider_message_id)
+          .Bind(9, r.response.channel)
+          .Bind(10, r.response.from_number)
+          .Bind(11, r.response.to_number)
+          .Bind(12, r.response.conversation_id)
+          .Bind(13, OptBool(r.response.reply_parent_unresolved))
           .Bind(14, r.upstream_response);
       if (Status st = (*update)->Run(); !st.ok()) return st;
       // Fenced: the lease was taken over; the newer state wins.

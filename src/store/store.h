@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "queue/delivery_policy.h"
 #include "queue/message.h"
 #include "util/clock.h"
 #include "util/status.h"
@@ -63,13 +64,8 @@ struct AttemptResult {
   MessageStatus new_status = MessageStatus::kQueued;  // queued, sent or failed
   TimeMs next_attempt_at = 0;                         // when queued again
   std::optional<std::string> last_error;
-  // When sent: AgentPhone's answer.
-  std::optional<std::string> provider_message_id;
-  std::optional<std::string> channel;
-  std::optional<std::string> from_number;
-  std::optional<std::string> sent_to_number;
-  std::optional<std::string> conversation_id;
-  std::optional<bool> reply_parent_unresolved;
+  // When sent: AgentPhone's answer, read and raw.
+  SendResponseFields response;
   std::optional<std::string> upstream_response;
 };
 

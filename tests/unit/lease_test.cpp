@@ -17,8 +17,8 @@ store::AttemptResult Sent(const store::ClaimedMessage& c, TimeMs now) {
   r.http_status = 200;
   r.charged = true;
   r.new_status = MessageStatus::kSent;
-  r.provider_message_id = "msg_abc";
-  r.channel = "sms";
+  r.response.provider_message_id = "msg_abc";
+  r.response.channel = "sms";
   return r;
 }
 

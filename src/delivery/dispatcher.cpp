@@ -76,6 +76,11 @@ int Dispatcher::Stop(TimeMs deadline) {
   return std::max(remaining, 1);
 }
 
+uint64_t Dispatcher::TEST_Completions() {
+  std::lock_guard<std::mutex> guard(mu_);
+  return completions_;
+}
+
 TimeMs Dispatcher::EffectiveWakeAtLocked() const {
   if (circuit_->paused()) return std::max(next_wake_at_, circuit_->next_probe_at());
   return next_wake_at_;
@@ -144,8 +149,8 @@ void Dispatcher::DispatchLoop() {
     }
     work_cv_.notify_all();
     if (static_cast<int>(claimed->size()) < limit) {
-      // Everything due was taken. Sleep until the store's next deadline, unless a WakeUp came
-      // while we were looking (its work may not have been visible to our read).
+      // Everything due was taken. Sleep until the store's next deadline, unless a WakeUp or a
+      // rescheduled retry came while we were looking (our read may have missed it).
       next_wake_at_ = wake_generation_ != generation
                           ? now
                           : next_due.value_or(std::numeric_limits<TimeMs>::max());
@@ -175,13 +180,17 @@ void Dispatcher::WorkerLoop(int index) {
         log::Error("unclaim_failed",
                    {{"message_id", job.claim.message.id}, {"error", st.ToString()}});
       if (job.is_probe) circuit_->Release(true);
+      if (!stopping && st.ok()) due_again = job.claim.message.next_attempt_at;
     } else {
       due_again = Deliver(*client, job, rng);
     }
     lock.lock();
     --in_flight_;
     ++completions_;
-    if (due_again) next_wake_at_ = std::min(next_wake_at_, *due_again);
+    if (due_again) {
+      next_wake_at_ = std::min(next_wake_at_, *due_again);
+      ++wake_generation_;  // a claim pass in progress may have read the store before this
+    }
     dispatch_cv_.notify_one();
   }
   if (--running_threads_ == 0) idle_cv_.notify_all();

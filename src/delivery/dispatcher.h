@@ -47,6 +47,9 @@ class Dispatcher {
   // until `deadline`. Returns how many were still in flight then (0 means all threads joined).
   int Stop(TimeMs deadline);
 
+  // Jobs finished (sent, rescheduled or handed back) so far. For tests only.
+  uint64_t TEST_Completions();
+
  private:
   struct Job {
     store::ClaimedMessage claim;
@@ -76,7 +79,7 @@ class Dispatcher {
   std::deque<Job> jobs_;                 // GUARDED_BY(mu_): claimed, not yet picked up
   int in_flight_ = 0;                    // GUARDED_BY(mu_): claimed and not yet recorded
   TimeMs next_wake_at_ = 0;              // GUARDED_BY(mu_)
-  uint64_t wake_generation_ = 0;         // GUARDED_BY(mu_): bumped by WakeUp
+  uint64_t wake_generation_ = 0;         // GUARDED_BY(mu_): bumped by WakeUp and reschedules
   uint64_t completions_ = 0;             // GUARDED_BY(mu_): bumped when a job is done
   bool stopping_ = false;                // GUARDED_BY(mu_)
   int running_threads_ = 0;              // GUARDED_BY(mu_)

@@ -1,0 +1,159 @@
+#include "delivery/dispatcher.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+#include "store_fixture.h"
+
+namespace sendq::delivery {
+namespace {
+
+// An upstream that answers from a script and counts its calls. The first call waits until
+// ReleaseFirstCall(), so a test can hold a send in flight.
+class ScriptedUpstream {
+ public:
+  explicit ScriptedUpstream(std::vector<int> statuses) : statuses_(std::move(statuses)) {}
+
+  void ReleaseFirstCall() {
+    std::lock_guard<std::mutex> lock(mu_);
+    first_call_released_ = true;
+    cv_.notify_all();
+  }
+
+  UpstreamClientFactory Factory() {
+    return [this] { return std::make_unique<Client>(this); };
+  }
+
+  // Blocks (bounded, in real time) until at least `n` calls were made.
+  bool WaitForCalls(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return calls_ >= n; });
+  }
+
+ private:
+  class Client : public UpstreamClient {
+   public:
+    explicit Client(ScriptedUpstream* script) : script_(script) {}
+    UpstreamResponse Send(const std::string&, const std::string&) override {
+      std::unique_lock<std::mutex> lock(script_->mu_);
+      UpstreamResponse r;
+      size_t i = static_cast<size_t>(script_->calls_++);
+      script_->cv_.notify_all();
+      if (i == 0) {
+        script_->cv_.wait_for(lock, std::chrono::seconds(10),
+                              [&] { return script_->first_call_released_; });
+      }
+      r.http_status = script_->statuses_[std::min(i, script_->statuses_.size() - 1)];
+      r.body = r.http_status == 200 ? R"({"id":"msg_1","status":"sent"})" : "{}";
+      return r;
+    }
+
+   private:
+    ScriptedUpstream* script_;
+  };
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int calls_ = 0;                     // GUARDED_BY(mu_)
+  bool first_call_released_ = false;  // GUARDED_BY(mu_)
+  std::vector<int> statuses_;
+};
+
+// The real store, with a hook that runs after NextWakeAt has read the database and before it
+// answers: a window in which the test can make other threads act.
+class StoreWithSlowNextWake : public store::Store {
+ public:
+  explicit StoreWithSlowNextWake(store::Store* inner) : inner_(inner) {}
+  std::function<void()> after_next_wake_read;
+
+  Result<std::optional<TimeMs>> NextWakeAt() override {
+    auto answer = inner_->NextWakeAt();
+    if (after_next_wake_read) {
+      auto hook = std::move(after_next_wake_read);
+      after_next_wake_read = nullptr;
+      hook();
+    }
+    return answer;
+  }
+  Result<store::EnqueueResult> Enqueue(const store::NewMessage& m) override {
+    return inner_->Enqueue(m);
+  }
+  Result<Message> Get(const std::string& p, const std::string& id) override {
+    return inner_->Get(p, id);
+  }
+  Result<std::vector<Attempt>> ListAttempts(const std::string& p, const std::string& id) override {
+    return inner_->ListAttempts(p, id);
+  }
+  Result<store::ListPage> List(const std::string& p, const ListFilter& f) override {
+    return inner_->List(p, f);
+  }
+  Result<Message> Cancel(const std::string& p, const std::string& id, TimeMs now) override {
+    return inner_->Cancel(p, id, now);
+  }
+  Result<Message> Retry(const std::string& p, const std::string& id, TimeMs now,
+                        TimeMs expires_at) override {
+    return inner_->Retry(p, id, now, expires_at);
+  }
+  Result<std::vector<store::ClaimedMessage>> Claim(const store::ClaimOptions& o) override {
+    return inner_->Claim(o);
+  }
+  Result<bool> Complete(const store::AttemptResult& r) override { return inner_->Complete(r); }
+  Status Unclaim(const std::string& id, int64_t version, int attempt) override {
+    return inner_->Unclaim(id, version, attempt);
+  }
+  Result<store::Stats> GetStats() override { return inner_->GetStats(); }
+  Status CheckWritable() override { return inner_->CheckWritable(); }
+
+ private:
+  store::Store* inner_;
+};
+
+TEST_CASE("dispatcher: a retry rescheduled while the dispatcher reads the store is not lost") {
+  test::StoreFixture f;
+  StoreWithSlowNextWake store(&f.store());
+  UpstreamCircuit circuit(&f.clock(), UpstreamCircuit::Options{});
+  Metrics metrics;
+  ScriptedUpstream upstream({503, 200});
+  DispatcherOptions options;
+  options.workers = 4;
+  options.lease = 60'000;
+  options.policy.backoff = {1000, 1000};  // the retry is due exactly 1 s later
+  Dispatcher dispatcher(&store, &circuit, &metrics, &f.clock(), upstream.Factory(), options);
+
+  Message m = f.Enqueue();
+  dispatcher.Start();
+  dispatcher.WakeUp();
+  REQUIRE(upstream.WaitForCalls(1));  // the first send is in flight and held there
+
+  // A second claim pass finds nothing due and asks the store for its next deadline: the
+  // lease, 60 s away. Between that read and its answer, the first send gets 503 and the
+  // worker reschedules the message for 1 s later. The stale answer must not hide that retry.
+  store.after_next_wake_read = [&] {
+    upstream.ReleaseFirstCall();
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (dispatcher.TEST_Completions() < 1 && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+    }
+  };
+  dispatcher.WakeUp();
+  REQUIRE(upstream.WaitForCalls(1));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (dispatcher.TEST_Completions() < 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  REQUIRE(dispatcher.TEST_Completions() == 1);
+  f.clock().Advance(1000);
+  CHECK(upstream.WaitForCalls(2));
+  CHECK(dispatcher.Stop(f.clock().NowMs() + 10'000) == 0);
+  auto got = f.store().Get("alice", m.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == MessageStatus::kSent);
+  CHECK(got->attempts == 2);
+}
+
+}  // namespace
+}  // namespace sendq::delivery

@@ -424,12 +424,17 @@ ValidatedRequest ParseAndValidateSendRequest(std::string_view text) {
         "json_invalid"});
     return result;
   }
-  // Without exceptions: a parse error (including invalid UTF-8) yields a discarded value.
-  json body;
-  try {
-    body = json::parse(text.begin(), text.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
-  } catch (const json::exception&) {
-    body = json::value_t::discarded;
+  // Without exceptions: a parse error (including invalid UTF-8) yields a discarded value. The
+  // parser takes a NUL byte for the end of the input and ignores whatever follows it, so
+  // "{...}\0garbage" would pass; JSON text never holds a raw NUL (inside strings it must be
+  // escaped), so one makes the body invalid.
+  json body = json::value_t::discarded;
+  if (text.find('\0') == std::string_view::npos) {
+    try {
+      body = json::parse(text.begin(), text.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
+    } catch (const json::exception&) {
+      body = json::value_t::discarded;
+    }
   }
   if (body.is_discarded()) {
     result.errors.push_back(FieldError{json::array({"body"}),

@@ -1,6 +1,7 @@
 #include "queue/validation.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <string>
 
@@ -62,6 +63,26 @@ TEST_CASE("validation: invalid UTF-8 is json_invalid, not a crash") {
 
   std::string truncated = "{\"body\":\"\xe2\x82\"}";  // a cut-off 3-byte sequence
   CHECK(OnlyError(ParseAndValidateSendRequest(truncated)).type == "json_invalid");
+}
+
+// The JSON parser stops at a NUL byte; what follows one must not be silently dropped.
+TEST_CASE("validation: a NUL byte anywhere is json_invalid") {
+  const std::string valid = Minimal().dump();
+  REQUIRE(ParseAndValidateSendRequest(valid).ok());
+  for (const std::string& text :
+       {valid + std::string(1, '\0'), valid + std::string("\0trailing", 9),
+        std::string("\0", 1) + valid, std::string("{}\0", 3) + valid,
+        std::string(valid).insert(1, 1, '\0')}) {
+    CAPTURE(json(text).dump(-1, ' ', true));
+    auto error = OnlyError(ParseAndValidateSendRequest(text));
+    CHECK(error.loc == json{"body"});
+    CHECK(error.type == "json_invalid");
+  }
+  // An escaped NUL inside a string is JSON.
+  CHECK(With("body", std::string("a\0b", 3)).ok());
+  CHECK(ParseAndValidateSendRequest(
+            R"({"agent_id":"a","to_number":"+14155552671","body":"a\u0000b"})")
+            .ok());
 }
 
 TEST_CASE("validation: deep nesting is json_invalid without exhausting the stack") {
@@ -251,6 +272,26 @@ TEST_CASE("validation: recipients") {
     CHECK(result.errors[1].loc == json{"body", "recipients", 2});
     CHECK(result.errors[1].type == "value_error");
   }
+  SUBCASE("at most kMaxRecipients, refused with one error") {
+    json list = json::array();
+    for (size_t i = 0; i < kMaxRecipients; ++i) list.push_back(fmt::format("+1415555{:04}", i));
+    body["recipients"] = list;
+    CHECK(ValidateSendRequest(body).ok());
+
+    list.push_back("+14155559999");
+    body["recipients"] = list;
+    auto error = OnlyError(ValidateSendRequest(body));
+    CHECK(error.loc == json{"body", "recipients"});
+    CHECK(error.type == "too_long");
+    CHECK(error.msg.find("at most 100 items") != std::string::npos);
+    CHECK(error.msg.find("not 101") != std::string::npos);
+    CHECK(error.msg.find("group message") != std::string::npos);
+
+    // The items of a list that is too long are not looked at.
+    body["recipients"] = json::array();
+    for (size_t i = 0; i <= kMaxRecipients; ++i) body["recipients"].push_back(i);
+    CHECK(OnlyError(ValidateSendRequest(body)).type == "too_long");
+  }
 }
 
 TEST_CASE("validation: media_url is folded into media_urls") {
@@ -327,6 +368,51 @@ TEST_CASE("validation: at most 20 media URLs") {
   body["media_urls"] = urls;
   body["media_url"] = "https://example.com/single.png";
   CHECK(OnlyError(ValidateSendRequest(body)).type == "too_long");
+
+  // A media_urls list longer than the limit is refused as it stands, even if folding would
+  // drop repeats of media_url, and its items are not looked at.
+  body["media_urls"] = json::array();
+  for (size_t i = 0; i <= kMaxMediaUrls; ++i) body["media_urls"].push_back(body["media_url"]);
+  error = OnlyError(ValidateSendRequest(body));
+  CHECK(error.loc == json{"body", "media_urls"});
+  CHECK(error.type == "too_long");
+  CHECK(error.msg.find("not 21") != std::string::npos);
+  body.erase("media_url");
+  body["media_urls"] = json::array();
+  for (size_t i = 0; i <= kMaxMediaUrls; ++i) body["media_urls"].push_back("ftp://x");
+  CHECK(OnlyError(ValidateSendRequest(body)).type == "too_long");
+
+  // Still a carousel for the check on body.
+  body["body"] = "caption";
+  auto result = ValidateSendRequest(body);
+  REQUIRE(result.errors.size() == 2);
+  CHECK(HasError(result, {"body", "media_urls"}, "too_long"));
+  CHECK(HasError(result, {"body", "body"}, "value_error"));
+}
+
+// A body of 1 MiB (the most the API reads) made of one huge list: the answer stays small
+// instead of carrying one error per item.
+TEST_CASE("validation: a huge list gets one error, not one per item") {
+  for (const char* field : {"recipients", "media_urls"}) {
+    CAPTURE(field);
+    std::string text = fmt::format(R"({{"agent_id":"a","{}":[)", field);
+    while (text.size() < (1 << 20) - 8) text += R"("x",)";
+    text += R"("x"]})";
+    auto result = ParseAndValidateSendRequest(text);
+    REQUIRE(result.errors.size() <= 3);
+    CHECK(HasError(result, {"body", field}, "too_long"));
+    CHECK(ValidationErrorBody(result.errors).dump().size() < 1024);
+  }
+}
+
+// Many fields cost time and memory in proportion to the body, and unknown ones are kept.
+TEST_CASE("validation: a body with 100k fields is accepted whole") {
+  json body = Minimal();
+  for (int i = 0; i < 100'000; ++i) body[fmt::format("k{}", i)] = i;
+  auto result = ParseAndValidateSendRequest(body.dump());
+  REQUIRE(result.ok());
+  CHECK(result.request.size() == body.size());
+  CHECK(result.request["k99999"] == 99999);
 }
 
 TEST_CASE("validation: a carousel cannot carry text") {

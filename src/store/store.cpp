@@ -16,6 +16,10 @@
 namespace sendq::store {
 namespace {
 
+// The queue's hot queries name their partial index with INDEXED BY. Left to itself, the planner
+// prefers messages_status for `status = 0` and then walks every queued row, which makes each
+// claim cost as much as the backlog is long. INDEXED BY either uses the index or fails.
+
 // The column order ReadMessage() expects.
 #define SENDQ_MESSAGE_COLUMNS                                                       \
   "id, producer, idempotency_key, request, status, attempts, version, created_at, " \
@@ -348,7 +352,8 @@ class SqliteStore final : public Store {
           Result<Stmt*> claim = db.Prepare(
               "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
               "attempt_count = attempt_count + 1, updated_at = ?1 "
-              "WHERE id IN (SELECT id FROM messages WHERE status = 0 AND next_attempt_at <= ?1 "
+              "WHERE id IN (SELECT id FROM messages INDEXED BY messages_due "
+              "WHERE status = 0 AND next_attempt_at <= ?1 "
               "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
           if (!claim.ok()) return claim.status();
           (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, static_cast<int64_t>(o.limit));
@@ -444,9 +449,10 @@ class SqliteStore final : public Store {
     Result<ReaderPool::Lease> db = readers_.Acquire();
     if (!db.ok()) return db.status();
     Result<Stmt*> stmt = (*db)->Prepare(
-        "SELECT min((SELECT min(next_attempt_at) FROM messages WHERE status = 0), "
-        "(SELECT min(expires_at) FROM messages WHERE status = 0)), "
-        "(SELECT min(lease_until) FROM messages WHERE status = 1)");
+        "SELECT min((SELECT min(next_attempt_at) FROM messages INDEXED BY messages_due "
+        "WHERE status = 0), (SELECT min(expires_at) FROM messages INDEXED BY messages_expiry "
+        "WHERE status = 0)), (SELECT min(lease_until) FROM messages INDEXED BY messages_leases "
+        "WHERE status = 1)");
     if (!stmt.ok()) return stmt.status();
     Result<bool> row = (*stmt)->Step();
     if (!row.ok()) return row.status();
@@ -526,7 +532,8 @@ class SqliteStore final : public Store {
 
   static Status ExpireQueued(Db& db, TimeMs now) {
     Result<Stmt*> stmt = db.Prepare(
-        "UPDATE messages SET status = 3, version = version + 1, updated_at = ?1, "
+        "UPDATE messages INDEXED BY messages_expiry SET status = 3, version = version + 1, "
+        "updated_at = ?1, "
         "last_error = 'expired: its validity (--max-age) ran out before it could be delivered' "
         "WHERE status = 0 AND expires_at <= ?1 RETURNING id");
     if (!stmt.ok()) return stmt.status();
@@ -542,8 +549,9 @@ class SqliteStore final : public Store {
   // A `sending` message whose lease ran out: its worker died or hung, so the attempt's outcome
   // is unknown. It is charged, then retried or failed as --on-unknown says.
   static Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
-    Result<Stmt*> select = db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS
-                                      " FROM messages WHERE status = 1 AND lease_until <= ?1");
+    Result<Stmt*> select = db.Prepare(
+        "SELECT " SENDQ_MESSAGE_COLUMNS
+        " FROM messages INDEXED BY messages_leases WHERE status = 1 AND lease_until <= ?1");
     if (!select.ok()) return select.status();
     (*select)->Bind(1, o.now);
     std::vector<std::pair<Message, int>> expired;

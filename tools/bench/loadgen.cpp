@@ -1,0 +1,508 @@
+// bench-loadgen: the load generator of tools/bench/run. Each mode prints one JSON line.
+//
+//   post             C connections (one thread each, keep-alive, TCP_NODELAY) POST a fixed body
+//                    with a bearer token, closed loop, for --duration seconds or --requests
+//                    requests, after an optional --warmup that is not counted. Reports
+//                    requests/s, status counts and latency percentiles.
+//   direct-upstream  The drain baseline: C clients POST the example request straight to a (fake)
+//                    AgentPhone's /v1/messages, each with a unique Idempotency-Key, until
+//                    --requests have been sent. Reports messages/s (2xx answers per second).
+//   latency          Enqueue-to-receipt time when idle: at --rate messages/s, POST a message to
+//                    sendq, then long-poll the fake AgentPhone until it has received it. See
+//                    kLatencyMethod for what exactly is measured.
+//   wait-sent        The drain figure: optionally POSTs --config to the fake's /__fake/config
+//                    (which releases a paused backlog), then waits until the fake has accepted
+//                    --count sends and reports the rate between the first and the last arrival.
+//
+// Every mode is bounded both in count and in time (--max-seconds).
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <latch>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// The example request of AgentPhone's Send Message page (the body of tools/bench/enqueue.lua).
+constexpr char kExampleBody[] =
+    R"({"agent_id":"agent_12345abcde","to_number":"+14155552671",)"
+    R"("body":"Hello! Your appointment is confirmed for tomorrow at 3 PM."})";
+
+constexpr char kLatencyMethod[] =
+    "client side, per message: t0 just before POST /v1/messages to sendq; as soon as the 202 "
+    "arrives, GET /__fake/sent?min_count=1 (a long poll on a separate keep-alive connection, "
+    "after a POST /__fake/reset made before t0); t1 when that long poll returns. t1 - t0 is "
+    "enqueue-to-upstream-receipt plus at most one loopback round trip of the long poll";
+
+SteadyTime Now() { return std::chrono::steady_clock::now(); }
+
+double Seconds(SteadyTime from, SteadyTime to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+int64_t Micros(SteadyTime from, SteadyTime to) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+}
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+[[noreturn]] void Fail(const std::string& mode, const std::string& what) {
+  std::printf("%s\n", Json({{"mode", mode}, {"error", what}}).dump().c_str());
+  std::exit(1);
+}
+
+// "http://host:port/path" -> {"http://host:port", "/path"}.
+struct Url {
+  std::string origin;
+  std::string path;
+};
+
+Url SplitUrl(const std::string& mode, const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) Fail(mode, "not a URL: " + url);
+  const size_t slash = url.find('/', scheme + 3);
+  if (slash == std::string::npos) return {url, "/"};
+  return {url.substr(0, slash), url.substr(slash)};
+}
+
+std::unique_ptr<httplib::Client> MakeClient(const std::string& origin, int read_timeout_s) {
+  auto client = std::make_unique<httplib::Client>(origin);
+  client->set_keep_alive(true);
+  client->set_tcp_nodelay(true);
+  client->set_connection_timeout(5, 0);
+  client->set_read_timeout(read_timeout_s, 0);
+  client->set_write_timeout(10, 0);
+  return client;
+}
+
+// Nearest-rank percentiles of `samples` (sorted in place), in the samples' unit.
+Json Percentiles(std::vector<int64_t>& samples) {
+  if (samples.empty()) return Json({{"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr}});
+  std::sort(samples.begin(), samples.end());
+  auto at = [&](double p) {
+    size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(samples.size())));
+    return samples[std::min(samples.size(), std::max<size_t>(rank, 1)) - 1];
+  };
+  return Json({{"p50", at(0.50)}, {"p90", at(0.90)}, {"p99", at(0.99)}, {"max", samples.back()}});
+}
+
+struct LoadOptions {
+  std::string url;
+  std::string token;
+  std::string body = kExampleBody;
+  int connections = 64;
+  double duration_s = 10;  // measuring time; 0: bounded by requests (and max_seconds) only
+  int64_t requests = 0;    // measured requests; 0: bounded by duration only
+  double warmup_s = 0;
+  double max_seconds = 300;
+  bool unique_keys = false;  // a fresh Idempotency-Key on every request
+  // If set, every connection first GETs this path (uncounted, any status) and the clock starts
+  // only once all are connected, so connection set-up is not part of the measurement.
+  std::string preconnect;
+};
+
+// What one connection saw.
+struct ConnectionStats {
+  std::vector<int64_t> latency_us;
+  std::map<int, int64_t> statuses;
+  std::map<std::string, int64_t> errors;
+  SteadyTime last_done{};
+};
+
+// Closed-loop load: `connections` threads each send a request, wait for the answer, repeat.
+// Requests that start during the warm-up are not counted. With a duration, a request counts if
+// it starts and is answered inside the measuring window; with a count, the first `requests`
+// count and the rate is taken until the last of them is answered.
+Json RunLoad(const std::string& mode, const LoadOptions& o) {
+  if (o.duration_s <= 0 && o.requests <= 0) Fail(mode, "give --duration or --requests");
+  const Url url = SplitUrl(mode, o.url);
+  const std::string key_prefix =
+      "bench-" + std::to_string(getpid()) + "-" + std::to_string(WallMs()) + "-";
+  std::atomic<int64_t> issued{0};
+  std::atomic<int64_t> keys{0};
+  std::atomic<bool> hard_stop{false};
+  std::vector<ConnectionStats> stats(static_cast<size_t>(o.connections));
+  const double window = o.duration_s > 0 ? std::min(o.duration_s, o.max_seconds) : o.max_seconds;
+  // Set by this thread once every connection is ready, before `go` releases them.
+  SteadyTime measure_start;
+  SteadyTime measure_end;
+  std::latch connected(o.connections);
+  std::latch go(1);
+  std::atomic<int64_t> preconnect_failures{0};
+  std::mutex preconnect_mu;
+
+  std::vector<std::thread> threads;
+  for (int c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      ConnectionStats& s = stats[static_cast<size_t>(c)];
+      s.latency_us.reserve(65536);
+      // An answer slower than this is an error; the bound also keeps the end of a run prompt.
+      std::unique_ptr<httplib::Client> client = MakeClient(url.origin, 10);
+      client->set_bearer_token_auth(o.token);
+      if (!o.preconnect.empty()) {
+        // One connection at a time: the HTTP library listens with a backlog of 5, and 64
+        // simultaneous connects would see SYNs dropped and retried a second later.
+        std::lock_guard<std::mutex> one_at_a_time(preconnect_mu);
+        if (!client->Get(o.preconnect)) ++preconnect_failures;
+      }
+      connected.count_down();
+      go.wait();
+      for (;;) {
+        const SteadyTime t0 = Now();
+        if (t0 >= measure_end || hard_stop.load(std::memory_order_relaxed)) return;
+        const bool measured = t0 >= measure_start;
+        int64_t n = 0;
+        if (measured) {
+          n = issued.fetch_add(1, std::memory_order_relaxed);
+          if (o.requests > 0 && n >= o.requests) return;
+        }
+        httplib::Headers headers;
+        if (o.unique_keys) {
+          headers.emplace("Idempotency-Key", key_prefix + std::to_string(keys.fetch_add(1)));
+        }
+        httplib::Result res = client->Post(url.path, headers, o.body, "application/json");
+        const SteadyTime t1 = Now();
+        if (!measured) continue;
+        // With a duration, only answers inside the window count, so one slow straggler cannot
+        // stretch the window (as wrk counts).
+        if (o.duration_s > 0 && t1 > measure_end) return;
+        s.last_done = std::max(s.last_done, t1);
+        if (res) {
+          ++s.statuses[res->status];
+          s.latency_us.push_back(Micros(t0, t1));
+        } else {
+          ++s.errors[httplib::to_string(res.error())];
+          // A refused or broken connection would otherwise spin; pause briefly.
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      }
+    });
+  }
+  connected.wait();
+  measure_start = Now() + std::chrono::duration_cast<SteadyTime::duration>(
+                              std::chrono::duration<double>(o.warmup_s));
+  measure_end = measure_start + std::chrono::duration_cast<SteadyTime::duration>(
+                                    std::chrono::duration<double>(window));
+  go.count_down();
+  // The hard bound: whatever happens, stop issuing after warm-up + max_seconds.
+  std::thread watchdog([&] {
+    const SteadyTime deadline = measure_start + std::chrono::duration_cast<SteadyTime::duration>(
+                                                    std::chrono::duration<double>(o.max_seconds));
+    while (!hard_stop.load() && Now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    hard_stop = true;
+  });
+  for (std::thread& t : threads) t.join();
+  hard_stop = true;
+  watchdog.join();
+
+  std::vector<int64_t> latencies;
+  std::map<int, int64_t> statuses;
+  std::map<std::string, int64_t> errors;
+  SteadyTime last_done = measure_start;
+  for (ConnectionStats& s : stats) {
+    latencies.insert(latencies.end(), s.latency_us.begin(), s.latency_us.end());
+    for (const auto& [status, count] : s.statuses) statuses[status] += count;
+    for (const auto& [error, count] : s.errors) errors[error] += count;
+    last_done = std::max(last_done, s.last_done);
+  }
+  int64_t answered = 0;
+  int64_t ok = 0;
+  Json status_json = Json::object();
+  for (const auto& [status, count] : statuses) {
+    answered += count;
+    if (status >= 200 && status < 300) ok += count;
+    status_json[std::to_string(status)] = count;
+  }
+  int64_t failed = 0;
+  Json error_json = Json::object();
+  for (const auto& [error, count] : errors) {
+    failed += count;
+    error_json[error] = count;
+  }
+  // Bounded by duration: the window. Bounded by count: until the last answer.
+  const bool count_reached = o.requests > 0 && answered + failed >= o.requests;
+  const double seconds =
+      o.duration_s > 0 && !count_reached ? window : Seconds(measure_start, last_done);
+  Json line = Json::object();
+  line["mode"] = mode;
+  line["url"] = o.url;
+  line["connections"] = o.connections;
+  line["warmup_s"] = o.warmup_s;
+  line["preconnect"] = o.preconnect.empty() ? Json(nullptr) : Json(o.preconnect);
+  line["preconnect_failures"] = preconnect_failures.load();
+  line["requests"] = answered + failed;
+  line["seconds"] = seconds;
+  line["requests_per_s"] = seconds > 0 ? static_cast<double>(answered + failed) / seconds : 0.0;
+  line["ok_per_s"] = seconds > 0 ? static_cast<double>(ok) / seconds : 0.0;
+  line["status"] = status_json;
+  line["errors"] = error_json;
+  line["latency_us"] = Percentiles(latencies);
+  line["stopped_by_time_bound"] = o.requests > 0 && answered + failed < o.requests;
+  return line;
+}
+
+struct LatencyOptions {
+  std::string url;
+  std::string token;
+  std::string fake;
+  double rate = 50;
+  int64_t requests = 500;
+  int64_t warmup_requests = 10;  // sent and waited for first, not counted
+  double max_seconds = 60;
+  int wait_ms = 5000;
+};
+
+Json RunLatency(const LatencyOptions& o) {
+  const std::string mode = "latency";
+  if (o.rate <= 0) Fail(mode, "--rate must be positive");
+  const Url url = SplitUrl(mode, o.url);
+  std::unique_ptr<httplib::Client> sendq = MakeClient(url.origin, 30);
+  sendq->set_bearer_token_auth(o.token);
+  std::unique_ptr<httplib::Client> fake = MakeClient(o.fake, o.wait_ms / 1000 + 10);
+  const std::string poll = "/__fake/sent?min_count=1&wait_ms=" + std::to_string(o.wait_ms);
+
+  std::vector<int64_t> receipt_us;
+  std::vector<int64_t> enqueue_us;
+  int64_t missed = 0;
+  std::map<std::string, int64_t> problems;
+  const SteadyTime start = Now();
+  const double interval_s = 1.0 / o.rate;
+  for (int64_t i = 0; i < o.warmup_requests + o.requests; ++i) {
+    if (Seconds(start, Now()) >= o.max_seconds) break;
+    const bool counted = i >= o.warmup_requests;
+    // Forget earlier sends, so that the long poll's answer holds one entry (its size, and so the
+    // time to write it, does not grow with i).
+    httplib::Result reset = fake->Post("/__fake/reset");
+    if (!reset || reset->status != 200) Fail(mode, "POST /__fake/reset failed");
+    const SteadyTime due =
+        start + std::chrono::duration_cast<SteadyTime::duration>(
+                    std::chrono::duration<double>(static_cast<double>(i) * interval_s));
+    std::this_thread::sleep_until(due);
+    const SteadyTime t0 = Now();
+    httplib::Result posted = sendq->Post(url.path, kExampleBody, "application/json");
+    const SteadyTime t_posted = Now();
+    if (!counted) {
+      if (posted && posted->status == 202) fake->Get(poll);
+      continue;
+    }
+    if (!posted || posted->status != 202) {
+      ++problems[posted ? "status " + std::to_string(posted->status)
+                        : httplib::to_string(posted.error())];
+      continue;
+    }
+    httplib::Result received = fake->Get(poll);
+    const SteadyTime t1 = Now();
+    if (!received || received->status != 200) {
+      ++problems["long poll failed"];
+      continue;
+    }
+    nlohmann::json answer = nlohmann::json::parse(received->body, nullptr, false);
+    if (!answer.is_object() || answer.value("count", 0) < 1) {
+      ++missed;  // not received within wait_ms
+      continue;
+    }
+    enqueue_us.push_back(Micros(t0, t_posted));
+    receipt_us.push_back(Micros(t0, t1));
+  }
+  Json problem_json = Json::object();
+  for (const auto& [what, count] : problems) problem_json[what] = count;
+  Json line = Json::object();
+  line["mode"] = mode;
+  line["url"] = o.url;
+  line["rate_per_s"] = o.rate;
+  line["requests"] = o.requests;
+  line["warmup_requests"] = o.warmup_requests;
+  line["measured"] = receipt_us.size();
+  line["not_received_within_wait"] = missed;
+  line["problems"] = problem_json;
+  line["receipt_us"] = Percentiles(receipt_us);
+  line["enqueue_202_us"] = Percentiles(enqueue_us);
+  line["method"] = kLatencyMethod;
+  return line;
+}
+
+struct WaitSentOptions {
+  std::string fake;
+  std::string config;  // POSTed to /__fake/config first, if not empty
+  int64_t count = 0;
+  double max_seconds = 600;
+};
+
+Json RunWaitSent(const WaitSentOptions& o) {
+  const std::string mode = "wait-sent";
+  if (o.count < 1) Fail(mode, "--count must be at least 1");
+  std::unique_ptr<httplib::Client> fake = MakeClient(o.fake, 90);
+  const SteadyTime start = Now();
+  const int64_t start_ms = WallMs();
+  if (!o.config.empty()) {
+    httplib::Result res = fake->Post("/__fake/config", o.config, "application/json");
+    if (!res || res->status != 200) Fail(mode, "POST /__fake/config failed");
+  }
+  nlohmann::json answer;
+  int64_t count = 0;
+  while (count < o.count) {
+    const double left = o.max_seconds - Seconds(start, Now());
+    if (left <= 0) break;
+    const int64_t wait_ms = std::min<int64_t>(60'000, static_cast<int64_t>(left * 1000) + 1);
+    httplib::Result res = fake->Get("/__fake/sent?min_count=" + std::to_string(o.count) +
+                                    "&wait_ms=" + std::to_string(wait_ms));
+    if (!res || res->status != 200) Fail(mode, "GET /__fake/sent failed");
+    answer = nlohmann::json::parse(res->body, nullptr, false);
+    if (!answer.is_object()) Fail(mode, "GET /__fake/sent: not JSON");
+    count = answer.value("count", 0);
+  }
+  int64_t first_ms = INT64_MAX;
+  int64_t last_ms = 0;
+  std::set<std::string> keys;
+  int64_t duplicates = 0;
+  if (answer.is_object() && answer.contains("sends")) {
+    for (const nlohmann::json& send : answer["sends"]) {
+      const int64_t at = send.value("received_at_ms", int64_t{0});
+      first_ms = std::min(first_ms, at);
+      last_ms = std::max(last_ms, at);
+      if (send["idempotency_key"].is_string() &&
+          !keys.insert(send["idempotency_key"].get<std::string>()).second) {
+        ++duplicates;
+      }
+    }
+  }
+  const double span_s = count > 1 ? static_cast<double>(last_ms - first_ms) / 1000.0 : 0.0;
+  const double since_start_s = count > 0 ? static_cast<double>(last_ms - start_ms) / 1000.0 : 0.0;
+  Json line = Json::object();
+  line["mode"] = mode;
+  line["count"] = count;
+  line["expected"] = o.count;
+  line["duplicates"] = duplicates;
+  line["first_to_last_s"] = span_s;
+  line["messages_per_s"] = span_s > 0 ? static_cast<double>(count - 1) / span_s : 0.0;
+  line["release_to_last_s"] = since_start_s;
+  line["first_after_release_ms"] = count > 0 ? first_ms - start_ms : 0;
+  line["stopped_by_time_bound"] = count < o.count;
+  line["method"] =
+      "received_at_ms of the fake's accepted sends (ms resolution): (count - 1) / "
+      "(last arrival - first arrival)";
+  return line;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench-loadgen: HTTP load for sendq's benchmarks; one JSON line per run"};
+  app.require_subcommand(1);
+
+  LoadOptions post;
+  CLI::App* post_cmd = app.add_subcommand("post", "closed-loop POSTs of a fixed body");
+  post_cmd->add_option("--url", post.url, "e.g. http://127.0.0.1:8080/v1/messages")->required();
+  post_cmd->add_option("--token", post.token, "bearer token")->required();
+  post_cmd->add_option("--body", post.body, "request body (default: the example request)");
+  post_cmd->add_option("--connections", post.connections)
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  post_cmd->add_option("--duration", post.duration_s, "measured seconds; 0: --requests only")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  post_cmd->add_option("--requests", post.requests, "measured requests; 0: --duration only")
+      ->check(CLI::Range(0LL, 100'000'000LL))
+      ->capture_default_str();
+  post_cmd->add_option("--warmup", post.warmup_s, "uncounted seconds first")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
+  post_cmd->add_option("--max-seconds", post.max_seconds, "hard bound on the measured part")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  post_cmd->add_flag("--unique-keys", post.unique_keys, "a fresh Idempotency-Key per request");
+  post_cmd->add_option("--preconnect", post.preconnect,
+                       "GET this path on every connection before the clock starts");
+
+  LoadOptions direct;
+  direct.connections = 16;
+  direct.duration_s = 0;
+  direct.requests = 50'000;
+  direct.unique_keys = true;
+  CLI::App* direct_cmd = app.add_subcommand(
+      "direct-upstream", "POST the example request straight to the fake AgentPhone");
+  direct_cmd->add_option("--url", direct.url, "the fake's http://HOST:PORT/v1/messages")
+      ->required();
+  direct_cmd->add_option("--token", direct.token, "the fake's upstream token")->required();
+  direct_cmd->add_option("--connections", direct.connections)
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  direct_cmd->add_option("--requests", direct.requests)
+      ->check(CLI::Range(1LL, 100'000'000LL))
+      ->capture_default_str();
+  direct_cmd->add_option("--preconnect", direct.preconnect,
+                         "GET this path on every connection before the clock starts");
+  direct_cmd->add_option("--max-seconds", direct.max_seconds)
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
+  LatencyOptions latency;
+  CLI::App* latency_cmd =
+      app.add_subcommand("latency", "enqueue-to-upstream-receipt time at a fixed rate");
+  latency_cmd->add_option("--url", latency.url, "sendq's http://HOST:PORT/v1/messages")->required();
+  latency_cmd->add_option("--token", latency.token, "producer token")->required();
+  latency_cmd->add_option("--fake", latency.fake, "the fake AgentPhone's http://HOST:PORT")
+      ->required();
+  latency_cmd->add_option("--rate", latency.rate, "messages per second")
+      ->check(CLI::Range(0.1, 10'000.0))
+      ->capture_default_str();
+  latency_cmd->add_option("--requests", latency.requests)
+      ->check(CLI::Range(1LL, 1'000'000LL))
+      ->capture_default_str();
+  latency_cmd->add_option("--warmup-requests", latency.warmup_requests, "sent first, not counted")
+      ->check(CLI::Range(0LL, 10'000LL))
+      ->capture_default_str();
+  latency_cmd->add_option("--max-seconds", latency.max_seconds)
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
+  WaitSentOptions wait;
+  CLI::App* wait_cmd =
+      app.add_subcommand("wait-sent", "release the fake (optional) and time a backlog's drain");
+  wait_cmd->add_option("--fake", wait.fake, "the fake AgentPhone's http://HOST:PORT")->required();
+  wait_cmd->add_option("--config", wait.config, "JSON to POST to /__fake/config first");
+  wait_cmd->add_option("--count", wait.count, "accepted sends to wait for")->required();
+  wait_cmd->add_option("--max-seconds", wait.max_seconds)
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  Json line;
+  if (post_cmd->parsed()) {
+    line = RunLoad("post", post);
+  } else if (direct_cmd->parsed()) {
+    line = RunLoad("direct-upstream", direct);
+    line["messages_per_s"] = line["ok_per_s"];
+  } else if (latency_cmd->parsed()) {
+    line = RunLatency(latency);
+  } else {
+    line = RunWaitSent(wait);
+  }
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}

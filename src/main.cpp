@@ -25,6 +25,7 @@
 #include "util/duration.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/process.h"
 
 extern char** environ;
 
@@ -62,13 +63,8 @@ std::string RedactUrl(const std::string& url) {
 }
 
 int Serve(const Config& config) {
-  // Block the stop signals in every thread; one thread below waits for them with sigwait.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts, so that only AwaitStopSignal below receives them.
+  const sigset_t stop_signals = BlockStopSignals();
 
   SystemClock* clock = SystemClock::Default();
   ChangeFeed changes(clock);
@@ -128,10 +124,9 @@ int Serve(const Config& config) {
                           {"synchronous", config.synchronous_full ? "full" : "normal"},
                           {"producers", producers}});
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  log::Info("shutdown_started", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
-                                 {"drain_timeout", FormatDuration(config.drain_timeout)}});
+  const char* signal_name = AwaitStopSignal(stop_signals);
+  log::Info("shutdown_started",
+            {{"signal", signal_name}, {"drain_timeout", FormatDuration(config.drain_timeout)}});
   server.BeginDrain();
   int unfinished = dispatcher.Stop(clock->NowMs() + config.drain_timeout);
   changes.Close();  // wake long-polling readers so the HTTP server can stop promptly

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "util/duration.h"
+#include "util/process.h"
 
 namespace sendq {
 namespace {
@@ -248,43 +249,9 @@ class ServeParser {
   void ParseListen(Config& config) {
     auto raw = Get("listen");
     if (!raw) return;
-    const std::string& text = raw->text;
-    std::string host;
-    std::string port;
-    if (!text.empty() && text[0] == '[') {
-      size_t close = text.find(']');
-      if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-        Problem(raw->origin, fmt::format("expected [IPV6]:PORT, got '{}'", text));
-        return;
-      }
-      host = text.substr(1, close - 1);
-      port = text.substr(close + 2);
-    } else {
-      size_t colon = text.rfind(':');
-      if (colon == std::string::npos) {
-        Problem(raw->origin, fmt::format("expected HOST:PORT, got '{}'", text));
-        return;
-      }
-      host = text.substr(0, colon);
-      port = text.substr(colon + 1);
-      if (host.find(':') != std::string::npos) {
-        Problem(raw->origin,
-                fmt::format("an IPv6 address needs brackets, as in [::1]:8080; got '{}'", text));
-        return;
-      }
+    if (Status st = ParseHostPort(raw->text, &config.listen_host, &config.listen_port); !st.ok()) {
+      Problem(raw->origin, st.message());
     }
-    if (host.empty() || HasSpaceOrControl(host) || host.find_first_of("[]") != std::string::npos) {
-      Problem(raw->origin, fmt::format("missing or malformed host in '{}'", text));
-      return;
-    }
-    auto n = ParseNonNegative(port);
-    if (!n || port.size() > 5 || *n > 65535) {
-      Problem(raw->origin,
-              fmt::format("the port must be a number from 0 to 65535, got '{}'", port));
-      return;
-    }
-    config.listen_host = host;
-    config.listen_port = static_cast<int>(*n);
   }
 
   void ParseUpstreamUrl(Config& config) {

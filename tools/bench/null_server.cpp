@@ -25,6 +25,7 @@
 
 #include "api/server.h"
 #include "util/clock.h"
+#include "util/process.h"
 #include "util/time_format.h"
 
 namespace {
@@ -36,21 +37,6 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   unsigned char diff = 0;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
-}
-
-// "HOST:PORT"; port 0 picks a free port.
-bool ParseListen(const std::string& text, std::string* host, int* port) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
-  int p = 0;
-  for (char c : text.substr(colon + 1)) {
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-    if (p > 65535) return false;
-  }
-  *host = text.substr(0, colon);
-  *port = p;
-  return true;
 }
 
 void SendError(httplib::Response& res, int status, std::string_view code, std::string_view msg) {
@@ -109,19 +95,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::string host;
   int port = 0;
-  if (!ParseListen(listen, &host, &port)) {
-    std::fprintf(stderr, "--listen: expected HOST:PORT, got \"%s\"\n", listen.c_str());
+  if (sendq::Status st = sendq::ParseHostPort(listen, &host, &port); !st.ok()) {
+    std::fprintf(stderr, "--listen: %s\n", st.message().c_str());
     return 2;
   }
 
   // The same signal handling as sendq: every thread inherits the blocked stop signals and one
   // sigwait() receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = sendq::BlockStopSignals();
 
   // The settings of sendq::api::ApiServer's constructor.
   httplib::Server http;
@@ -179,8 +160,7 @@ int main(int argc, char** argv) {
                nlohmann::json({{"event", "listening"}, {"port", port}}).dump().c_str());
   std::fflush(stderr);
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  sendq::AwaitStopSignal(stop_signals);
   // stop() is a no-op until the accept loop runs; wait (boundedly) for it so that a stop
   // right after the start is not lost.
   for (int i = 0; i < 5000 && !http.is_running(); ++i) {

@@ -15,26 +15,11 @@
 
 #include "fake_server.h"
 #include "util/log.h"
+#include "util/process.h"
 
 namespace {
 
 // "HOST:PORT", with an optional [bracketed] IPv6 host.
-bool ParseListen(const std::string& text, std::string* host, int* port) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
-  std::string h = text.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  int p = 0;
-  for (char c : text.substr(colon + 1)) {
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-    if (p > 65535) return false;
-  }
-  *host = h;
-  *port = p;
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,23 +58,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  if (!ParseListen(listen, &options.host, &options.port)) {
-    std::fprintf(stderr, "--listen: expected HOST:PORT, got \"%s\"\n", listen.c_str());
+  if (sendq::Status st = sendq::ParseHostPort(listen, &options.host, &options.port); !st.ok()) {
+    std::fprintf(stderr, "--listen: %s\n", st.message().c_str());
     return 2;
   }
   options.log_path = log_path;
   if (seed_option->count() > 0) options.seed = seed;
 
-  // A dropped connection leaves the server writing to a shut-down socket; that must be an
-  // error return, not a fatal signal.
-  signal(SIGPIPE, SIG_IGN);
-  // Block the stop signals before any thread exists, so every thread inherits the mask and
-  // only the sigwait() below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread exists, so only AwaitStopSignal below receives them. It also ignores
+  // SIGPIPE: a dropped connection leaves the server writing to a shut-down socket.
+  const sigset_t stop_signals = sendq::BlockStopSignals();
 
   FakeAgentPhone server(options);
   sendq::Result<int> port = server.Start();
@@ -108,12 +86,11 @@ int main(int argc, char** argv) {
   std::thread runner([&] {
     if (!server.Run()) {
       run_ok = false;
-      kill(getpid(), SIGTERM);  // wake the sigwait() below
+      kill(getpid(), SIGTERM);  // wake AwaitStopSignal below
     }
   });
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  sendq::log::Info("stopping", {{"signal", sig}});
+  const char* signal_name = sendq::AwaitStopSignal(stop_signals);
+  sendq::log::Info("stopping", {{"signal", signal_name}});
   server.Stop();
   runner.join();
   if (!run_ok) {

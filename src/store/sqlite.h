@@ -67,7 +67,6 @@ class Db {
   void ResetAll();
   int64_t Changes() const;
   bool InTransaction() const;
-  sqlite3* raw() const { return db_; }
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}

@@ -41,7 +41,6 @@ class Status {
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsConflict() const { return code_ == Code::kConflict; }
-  bool IsNoSpace() const { return code_ == Code::kNoSpace; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }

@@ -25,6 +25,10 @@ nlohmann::ordered_json MessageRecord(const Message& m) {
   // The stored request was validated and normalised before it was stored, so it parses.
   nlohmann::json request = nlohmann::json::parse(m.request_json, nullptr, false);
   if (!request.is_object()) request = nlohmann::json::object();
+  return MessageRecord(m, request);
+}
+
+nlohmann::ordered_json MessageRecord(const Message& m, const nlohmann::json& request) {
   nlohmann::json media = RequestField(request, "media_urls");
   nlohmann::json to_number =
       m.sent_to_number ? nlohmann::json(*m.sent_to_number) : RequestField(request, "to_number");

@@ -9,6 +9,8 @@
 namespace sendq::api {
 
 nlohmann::ordered_json MessageRecord(const Message& message);
+// The same, with `request` the parsed form of message.request_json (saves parsing it again).
+nlohmann::ordered_json MessageRecord(const Message& message, const nlohmann::json& request);
 nlohmann::ordered_json AttemptRecord(const Attempt& attempt);
 
 }  // namespace sendq::api

@@ -259,7 +259,7 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
   if (log::Enabled(log::Level::kDebug)) {
     log::Debug("message_request", {{"message_id", m.id}, {"request", validated.request}});
   }
-  SendJson(res, 202, MessageRecord(m));
+  SendJson(res, 202, MessageRecord(m, validated.request));
 }
 
 void ApiServer::HandleGet(const httplib::Request& req, httplib::Response& res) {

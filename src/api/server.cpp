@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "api/enqueue_request.h"
 #include "api/list_query.h"
 #include "api/records.h"
 #include "queue/validation.h"
@@ -13,7 +14,6 @@ namespace sendq::api {
 namespace {
 
 constexpr char kJson[] = "application/json";
-constexpr size_t kMaxIdempotencyKeyLength = 255;
 
 // Ordered, so records keep their natural field order (id, status, ...), as AgentPhone's do.
 using Json = nlohmann::ordered_json;
@@ -60,13 +60,6 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-bool IsPrintableAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
-
 // The Content-Length the client declared, or 0.
 uint64_t DeclaredLength(const httplib::Request& req) {
   const std::string text = req.get_header_value("Content-Length");
@@ -77,6 +70,36 @@ uint64_t DeclaredLength(const httplib::Request& req) {
     value = value * 10 + static_cast<uint64_t>(c - '0');
   }
   return value;
+}
+
+// Reads a POST body of at most `max_bytes` through `reader`, so that a chunked body (which the
+// library does not limit) is refused as soon as it passes the limit instead of being buffered.
+// On failure the error answer is set and the result is nullopt.
+std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader, size_t max_bytes) {
+  std::string body;
+  bool too_large = false;
+  const bool complete = reader([&](const char* data, size_t length) {
+    if (body.size() + length > max_bytes) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, length);
+    return true;
+  });
+  // The library refuses a declared Content-Length over its own limit without reading.
+  if (!complete && DeclaredLength(req) > max_bytes) too_large = true;
+  if (too_large) {
+    res.set_header("Connection", "close");
+    SendError(res, 413, "payload_too_large", fmt::format("request body over {} bytes", max_bytes));
+    return std::nullopt;
+  }
+  if (!complete) {
+    res.set_header("Connection", "close");
+    SendError(res, 400, "bad_request", "the request body could not be read in full");
+    return std::nullopt;
+  }
+  return body;
 }
 
 std::optional<std::string> StringField(const nlohmann::json& request, const char* key) {
@@ -92,7 +115,8 @@ ApiServer::ApiServer(ServerDeps deps, ServerOptions options)
   const int threads = options_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_->set_tcp_nodelay(true);
-  http_->set_payload_max_length(kMaxRequestBytes);
+  // The largest body any route takes; each route applies its own, smaller or equal, limit.
+  http_->set_payload_max_length(kMaxBatchRequestBytes);
   http_->set_read_timeout(10, 0);
   http_->set_write_timeout(10, 0);
   http_->set_keep_alive_max_count(10'000);
@@ -155,7 +179,7 @@ void ApiServer::Route() {
     switch (res.status) {
       case 413:
         return SendError(res, 413, "payload_too_large",
-                         fmt::format("request body over {} bytes", kMaxRequestBytes));
+                         fmt::format("request body over {} bytes", kMaxBatchRequestBytes));
       case 404:
         return SendError(res, 404, "not_found", "no such endpoint");
       default:
@@ -174,32 +198,17 @@ void ApiServer::Route() {
   });
   http_->Get("/readyz", [this](const auto& req, auto& res) { HandleReady(req, res); });
   http_->Get("/metrics", [this](const auto& req, auto& res) { HandleMetrics(req, res); });
-  // The enqueue body is read through a reader, so that a chunked body (which the library does
-  // not limit) is refused as soon as it passes kMaxRequestBytes instead of being buffered.
   http_->Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res,
                                      const httplib::ContentReader& reader) {
-    std::string body;
-    bool too_large = false;
-    const bool complete = reader([&](const char* data, size_t length) {
-      if (body.size() + length > kMaxRequestBytes) {
-        too_large = true;
-        return false;
-      }
-      body.append(data, length);
-      return true;
-    });
-    // The library refuses a declared Content-Length over its limit without reading.
-    if (!complete && DeclaredLength(req) > kMaxRequestBytes) too_large = true;
-    if (too_large) {
-      res.set_header("Connection", "close");
-      return SendError(res, 413, "payload_too_large",
-                       fmt::format("request body over {} bytes", kMaxRequestBytes));
+    if (std::optional<std::string> body = ReadBody(req, res, reader, kMaxRequestBytes)) {
+      HandleEnqueue(req, res, *body);
     }
-    if (!complete) {
-      res.set_header("Connection", "close");
-      return SendError(res, 400, "bad_request", "the request body could not be read in full");
+  });
+  http_->Post("/v1/messages/batch", [this](const httplib::Request& req, httplib::Response& res,
+                                           const httplib::ContentReader& reader) {
+    if (std::optional<std::string> body = ReadBody(req, res, reader, kMaxBatchRequestBytes)) {
+      HandleEnqueueBatch(req, res, *body);
     }
-    HandleEnqueue(req, res, body);
   });
   http_->Get("/v1/messages", [this](const auto& req, auto& res) { HandleList(req, res); });
   http_->Get(R"(/v1/messages/([^/]+))",
@@ -219,27 +228,17 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
   std::optional<std::string> idempotency_key;
   if (req.has_header("Idempotency-Key")) {
     std::string key = req.get_header_value("Idempotency-Key");
-    if (key.empty() || key.size() > kMaxIdempotencyKeyLength || !IsPrintableAscii(key)) {
+    if (std::optional<std::string> problem = IdempotencyKeyProblem(key)) {
       return SendValidationErrors(
-          res, {FieldError{{"header", "Idempotency-Key"},
-                           fmt::format("must be 1 to {} printable ASCII characters",
-                                       kMaxIdempotencyKeyLength),
-                           "value_error"}});
+          res, {FieldError{{"header", "Idempotency-Key"}, *problem, "value_error"}});
     }
     idempotency_key = std::move(key);
   }
   ValidatedRequest validated = ParseAndValidateSendRequest(body);
   if (!validated.ok()) return SendValidationErrors(res, validated.errors);
 
-  store::NewMessage nm;
-  nm.id = deps_.ids->Next();
-  nm.producer = producer;
-  nm.idempotency_key = idempotency_key;
-  nm.request_json = validated.request.dump();
-  nm.agent_id = StringField(validated.request, "agent_id");
-  nm.to_number = StringField(validated.request, "to_number");
-  nm.expires_at = MessageIdTime(nm.id) + options_.max_age;
-  Result<store::EnqueueResult> result = deps_.store->Enqueue(nm);
+  Result<store::EnqueueResult> result =
+      deps_.store->Enqueue(NewMessageFor(producer, idempotency_key, validated.request));
   if (!result.ok()) {
     if (result.status().IsConflict()) {
       return SendError(res, 409, "idempotency_key_reused", result.status().message());
@@ -260,6 +259,88 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
     log::Debug("message_request", {{"message_id", m.id}, {"request", validated.request}});
   }
   SendJson(res, 202, MessageRecord(m, validated.request));
+}
+
+store::NewMessage ApiServer::NewMessageFor(const std::string& producer,
+                                           const std::optional<std::string>& idempotency_key,
+                                           const nlohmann::json& request) {
+  store::NewMessage nm;
+  nm.id = deps_.ids->Next();
+  nm.producer = producer;
+  nm.idempotency_key = idempotency_key;
+  nm.request_json = request.dump();
+  nm.agent_id = StringField(request, "agent_id");
+  nm.to_number = StringField(request, "to_number");
+  nm.expires_at = MessageIdTime(nm.id) + options_.max_age;
+  return nm;
+}
+
+void ApiServer::HandleEnqueueBatch(const httplib::Request& req, httplib::Response& res,
+                                   const std::string& body) {
+  const std::string producer = Authenticate(req, res);
+  if (producer.empty() || RefuseWhileDraining(res)) return;
+  if (req.has_header("Idempotency-Key")) {
+    return SendValidationErrors(
+        res, {FieldError{{"header", "Idempotency-Key"},
+                         "a batch takes an idempotency_key field on each message instead",
+                         "value_error"}});
+  }
+  BatchRequest batch = ParseBatchRequest(body);
+  if (!batch.errors.empty()) return SendValidationErrors(res, batch.errors);
+
+  // The valid items go to the store together; `stored_index[i]` is item i's place there.
+  std::vector<store::NewMessage> to_store;
+  std::vector<size_t> stored_index(batch.items.size(), SIZE_MAX);
+  for (size_t i = 0; i < batch.items.size(); ++i) {
+    const BatchItem& item = batch.items[i];
+    if (!item.ok()) continue;
+    stored_index[i] = to_store.size();
+    to_store.push_back(NewMessageFor(producer, item.idempotency_key, item.validated.request));
+  }
+  std::vector<Result<store::EnqueueResult>> stored;
+  if (!to_store.empty()) {
+    Result<std::vector<Result<store::EnqueueResult>>> outcome = deps_.store->EnqueueBatch(to_store);
+    if (!outcome.ok()) return SendStatus(res, outcome.status());
+    stored = std::move(*outcome);
+  }
+
+  Json results = Json::array();
+  int accepted = 0, replayed = 0, rejected = 0;
+  for (size_t i = 0; i < batch.items.size(); ++i) {
+    const BatchItem& item = batch.items[i];
+    Json entry = {{"index", i}};
+    if (!item.ok()) {
+      ++rejected;
+      entry["status"] = 422;
+      entry["detail"] = ValidationErrorBody(item.validated.errors)["detail"];
+    } else if (const Result<store::EnqueueResult>& r = stored[stored_index[i]]; !r.ok()) {
+      ++rejected;
+      entry["status"] = 409;
+      entry["code"] = "idempotency_key_reused";
+      entry["detail"] = r.status().message();
+    } else if (r->replayed) {
+      ++replayed;
+      entry["status"] = 200;
+      entry["replayed"] = true;
+      entry["message"] = MessageRecord(r->message);
+    } else {
+      ++accepted;
+      entry["status"] = 202;
+      entry["message"] = MessageRecord(r->message, item.validated.request);
+      log::Info("message_enqueued",
+                {{"message_id", r->message.id}, {"producer", producer}, {"batch_index", i}});
+    }
+    results.push_back(std::move(entry));
+  }
+  if (accepted > 0) {
+    deps_.metrics->CountEnqueued(accepted);
+    deps_.dispatcher->WakeUp();
+  }
+  SendJson(res, 200,
+           {{"accepted", accepted},
+            {"replayed", replayed},
+            {"rejected", rejected},
+            {"results", std::move(results)}});
 }
 
 void ApiServer::HandleGet(const httplib::Request& req, httplib::Response& res) {

@@ -41,6 +41,8 @@ struct ServerOptions {
 // passes the limit; one that declares a larger Content-Length is read and discarded by the
 // HTTP library first (so the connection stays usable), within the read timeout.
 inline constexpr size_t kMaxRequestBytes = 1 << 20;
+// The same for POST /v1/messages/batch (up to kMaxBatchItems messages).
+inline constexpr size_t kMaxBatchRequestBytes = 8 << 20;
 // The longest a GET may wait for a message to change (?wait=).
 inline constexpr DurationMs kMaxLongPoll = 60'000;
 
@@ -75,6 +77,12 @@ class ApiServer {
   std::string Authenticate(const httplib::Request& req, httplib::Response& res) const;
 
   void HandleEnqueue(const httplib::Request& req, httplib::Response& res, const std::string& body);
+  void HandleEnqueueBatch(const httplib::Request& req, httplib::Response& res,
+                          const std::string& body);
+  // A new message with a fresh id, ready for the store. `request` is validated and normalised.
+  store::NewMessage NewMessageFor(const std::string& producer,
+                                  const std::optional<std::string>& idempotency_key,
+                                  const nlohmann::json& request);
   void HandleGet(const httplib::Request& req, httplib::Response& res);
   void HandleAttempts(const httplib::Request& req, httplib::Response& res);
   void HandleList(const httplib::Request& req, httplib::Response& res);

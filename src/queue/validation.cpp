@@ -415,14 +415,12 @@ bool IsHttpsUrlWithHost(std::string_view s) {
   return true;
 }
 
-ValidatedRequest ParseAndValidateSendRequest(std::string_view text) {
-  ValidatedRequest result;
+std::optional<FieldError> ParseJsonBody(std::string_view text, nlohmann::json* out) {
   if (ScanDepth(text, kMaxJsonDepth) > kMaxJsonDepth) {
-    result.errors.push_back(FieldError{
+    return FieldError{
         json::array({"body"}),
         fmt::format("JSON decode error: nested too deeply (more than {} levels)", kMaxJsonDepth),
-        "json_invalid"});
-    return result;
+        "json_invalid"};
   }
   // Without exceptions: a parse error (including invalid UTF-8) yields a discarded value. The
   // parser takes a NUL byte for the end of the input and ignores whatever follows it, so
@@ -437,9 +435,18 @@ ValidatedRequest ParseAndValidateSendRequest(std::string_view text) {
     }
   }
   if (body.is_discarded()) {
-    result.errors.push_back(FieldError{json::array({"body"}),
-                                       "JSON decode error: the body is not valid JSON (UTF-8)",
-                                       "json_invalid"});
+    return FieldError{json::array({"body"}),
+                      "JSON decode error: the body is not valid JSON (UTF-8)", "json_invalid"};
+  }
+  *out = std::move(body);
+  return std::nullopt;
+}
+
+ValidatedRequest ParseAndValidateSendRequest(std::string_view text) {
+  json body;
+  if (std::optional<FieldError> error = ParseJsonBody(text, &body)) {
+    ValidatedRequest result;
+    result.errors.push_back(std::move(*error));
     return result;
   }
   return ValidateSendRequest(body);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,11 @@ inline constexpr size_t kMaxMediaUrls = 20;
 // otherwise turn a 1 MiB body into a 30 MiB answer). A longer list is refused with one error,
 // before its items are looked at.
 inline constexpr size_t kMaxRecipients = 100;
+
+// Parses an untrusted body: refuses one nested deeper than kMaxJsonDepth (before parsing, so
+// the recursive parser cannot overflow the stack), a raw NUL byte, and anything that is not
+// JSON in UTF-8. The error, located at ["body"], or nullopt with the value in `out`.
+std::optional<FieldError> ParseJsonBody(std::string_view text, nlohmann::json* out);
 
 // Parses `text` as JSON and validates it. A body that is not JSON, too deeply nested, or not
 // an object is reported as a single error.

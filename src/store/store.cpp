@@ -182,6 +182,58 @@ Result<std::optional<Message>> FindMessage(Db& db, const std::string& producer,
   return std::optional<Message>(std::move(rows->front()));
 }
 
+// Inserts a new message, or finds the earlier one with the same idempotency key: the same
+// request is a replay, another request is Conflict. Runs on the writer.
+Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
+  if (nm.idempotency_key) {
+    Result<Stmt*> find = db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS
+                                    " FROM messages WHERE producer = ?1 AND "
+                                    "idempotency_key = ?2");
+    if (!find.ok()) return find.status();
+    (*find)->Bind(1, nm.producer).Bind(2, *nm.idempotency_key);
+    Result<std::vector<Message>> existing = CollectMessages(*find);
+    if (!existing.ok()) return existing.status();
+    if (!existing->empty()) {
+      Message& earlier = existing->front();
+      if (earlier.request_json != nm.request_json) {
+        return Status::Conflict(
+            "this Idempotency-Key was already used with a different request body; use a "
+            "new key for a new message");
+      }
+      return EnqueueResult{std::move(earlier), true};
+    }
+  }
+  const TimeMs created_at = MessageIdTime(nm.id);
+  Result<Stmt*> insert = db.Prepare(
+      "INSERT INTO messages (id, producer, idempotency_key, request, agent_id, to_number, "
+      "status, created_at, updated_at, next_attempt_at, expires_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?7, ?8)");
+  if (!insert.ok()) return insert.status();
+  (*insert)
+      ->Bind(1, nm.id)
+      .Bind(2, nm.producer)
+      .Bind(3, nm.idempotency_key)
+      .Bind(4, nm.request_json)
+      .Bind(5, nm.agent_id)
+      .Bind(6, nm.to_number)
+      .Bind(7, created_at)
+      .Bind(8, nm.expires_at);
+  Status st = (*insert)->Run();
+  // Conflict is reserved for a reused idempotency key; a constraint failure here is a bug.
+  if (st.IsConflict()) return Status::Internal("insert refused: " + st.message());
+  if (!st.ok()) return st;
+  Message m;
+  m.id = nm.id;
+  m.producer = nm.producer;
+  m.idempotency_key = nm.idempotency_key;
+  m.request_json = nm.request_json;
+  m.status = MessageStatus::kQueued;
+  m.version = 1;
+  m.created_at = m.updated_at = m.next_attempt_at = created_at;
+  m.expires_at = nm.expires_at;
+  return EnqueueResult{std::move(m), false};
+}
+
 Status NotFound(const std::string& id) {
   return Status::NotFound(fmt::format("no message {}", id));
 }
@@ -196,53 +248,23 @@ class SqliteStore final : public Store {
         writer_(std::move(write_db), std::move(on_commit)) {}
 
   Result<EnqueueResult> Enqueue(const NewMessage& nm) override {
-    const TimeMs created_at = MessageIdTime(nm.id);
-    return writer_.Call<EnqueueResult>([&](Db& db) -> Result<EnqueueResult> {
-      if (nm.idempotency_key) {
-        Result<Stmt*> find = db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS
-                                        " FROM messages WHERE producer = ?1 AND "
-                                        "idempotency_key = ?2");
-        if (!find.ok()) return find.status();
-        (*find)->Bind(1, nm.producer).Bind(2, *nm.idempotency_key);
-        Result<std::vector<Message>> existing = CollectMessages(*find);
-        if (!existing.ok()) return existing.status();
-        if (!existing->empty()) {
-          Message& earlier = existing->front();
-          if (earlier.request_json != nm.request_json) {
-            return Status::Conflict(
-                "this Idempotency-Key was already used with a different request body; use a "
-                "new key for a new message");
+    return writer_.Call<EnqueueResult>([&](Db& db) { return InsertOrReplay(db, nm); });
+  }
+
+  Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
+      const std::vector<NewMessage>& batch) override {
+    return writer_.Call<std::vector<Result<EnqueueResult>>>(
+        [&](Db& db) -> Result<std::vector<Result<EnqueueResult>>> {
+          std::vector<Result<EnqueueResult>> out;
+          out.reserve(batch.size());
+          for (const NewMessage& nm : batch) {
+            Result<EnqueueResult> one = InsertOrReplay(db, nm);
+            // A reused key is that item's answer; anything else (a full disk) fails them all.
+            if (!one.ok() && !one.status().IsConflict()) return one.status();
+            out.push_back(std::move(one));
           }
-          return EnqueueResult{std::move(earlier), true};
-        }
-      }
-      Result<Stmt*> insert = db.Prepare(
-          "INSERT INTO messages (id, producer, idempotency_key, request, agent_id, to_number, "
-          "status, created_at, updated_at, next_attempt_at, expires_at) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?7, ?8)");
-      if (!insert.ok()) return insert.status();
-      (*insert)
-          ->Bind(1, nm.id)
-          .Bind(2, nm.producer)
-          .Bind(3, nm.idempotency_key)
-          .Bind(4, nm.request_json)
-          .Bind(5, nm.agent_id)
-          .Bind(6, nm.to_number)
-          .Bind(7, created_at)
-          .Bind(8, nm.expires_at);
-      Status st = (*insert)->Run();
-      if (!st.ok()) return st;
-      Message m;
-      m.id = nm.id;
-      m.producer = nm.producer;
-      m.idempotency_key = nm.idempotency_key;
-      m.request_json = nm.request_json;
-      m.status = MessageStatus::kQueued;
-      m.version = 1;
-      m.created_at = m.updated_at = m.next_attempt_at = created_at;
-      m.expires_at = nm.expires_at;
-      return EnqueueResult{std::move(m), false};
-    });
+          return out;
+        });
   }
 
   Result<Message> Get(const std::string& producer, const std::string& id) override {

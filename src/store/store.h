@@ -86,6 +86,12 @@ class Store {
   // Durable when it returns OK. With an idempotency key already used by this producer: the
   // earlier message (replayed) when the request is the same, Conflict when it differs.
   virtual Result<EnqueueResult> Enqueue(const NewMessage& message) = 0;
+  // Enqueue for many messages in one transaction: every item is durable when it returns OK,
+  // and none before. Items are taken in order, so a key used twice in one batch is a replay
+  // (or Conflict) of its first use. A Conflict is that item's answer; any other error fails
+  // the whole batch and stores none of it.
+  virtual Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
+      const std::vector<NewMessage>& batch) = 0;
 
   // Another producer's message is NotFound, exactly like a missing one.
   virtual Result<Message> Get(const std::string& producer, const std::string& id) = 0;

@@ -82,6 +82,10 @@ class StoreWithSlowNextWake : public store::Store {
   Result<store::EnqueueResult> Enqueue(const store::NewMessage& m) override {
     return inner_->Enqueue(m);
   }
+  Result<std::vector<Result<store::EnqueueResult>>> EnqueueBatch(
+      const std::vector<store::NewMessage>& batch) override {
+    return inner_->EnqueueBatch(batch);
+  }
   Result<Message> Get(const std::string& p, const std::string& id) override {
     return inner_->Get(p, id);
   }

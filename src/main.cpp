@@ -90,6 +90,7 @@ int Serve(const Config& config) {
   delivery::DispatcherOptions dispatch;
   dispatch.workers = config.workers;
   dispatch.lease = config.lease;
+  dispatch.upstream_timeout = config.upstream_timeout;
   dispatch.policy.max_attempts = config.max_attempts;
   dispatch.policy.backoff = {config.backoff_base, config.backoff_max};
   dispatch.policy.fail_unknown = config.on_unknown == OnUnknown::kFail;
@@ -101,6 +102,7 @@ int Serve(const Config& config) {
   server_options.host = config.listen_host;
   server_options.port = config.listen_port;
   server_options.http_threads = config.http_threads;
+  server_options.max_connections = config.max_connections;
   server_options.max_age = config.max_age;
   server_options.producer_tokens = config.api_tokens;
   api::ApiServer server(

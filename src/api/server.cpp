@@ -6,6 +6,7 @@
 #include "api/enqueue_request.h"
 #include "api/list_query.h"
 #include "api/records.h"
+#include "http/http_server.h"
 #include "queue/validation.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -111,15 +112,13 @@ std::optional<std::string> StringField(const nlohmann::json& request, const char
 }  // namespace
 
 ApiServer::ApiServer(ServerDeps deps, ServerOptions options)
-    : deps_(deps), options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
-  const int threads = options_.http_threads;
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http_->set_tcp_nodelay(true);
+    : deps_(deps), options_(std::move(options)) {
+  http::Settings settings;
+  settings.ready_threads = options_.http_threads;
+  settings.max_connections = options_.max_connections;
   // The largest body any route takes; each route applies its own, smaller or equal, limit.
-  http_->set_payload_max_length(kMaxBatchRequestBytes);
-  http_->set_read_timeout(10, 0);
-  http_->set_write_timeout(10, 0);
-  http_->set_keep_alive_max_count(10'000);
+  settings.payload_max_length = kMaxBatchRequestBytes;
+  http_ = std::make_unique<http::Server>(settings);
   Route();
 }
 
@@ -133,6 +132,7 @@ Result<int> ApiServer::Bind() {
   } else if (!http_->bind_to_port(options_.host, port)) {
     return Status::IOError(fmt::format("cannot listen on {}:{}", options_.host, port));
   }
+  if (Status st = http_->RaiseListenBacklog(); !st.ok()) return st;
   return port;
 }
 
@@ -237,8 +237,17 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
   ValidatedRequest validated = ParseAndValidateSendRequest(body);
   if (!validated.ok()) return SendValidationErrors(res, validated.errors);
 
-  Result<store::EnqueueResult> result =
-      deps_.store->Enqueue(NewMessageFor(producer, idempotency_key, validated.request));
+  // With a worker idle, the claim shares the enqueue's commit and the worker starts at once.
+  const store::NewMessage nm = NewMessageFor(producer, idempotency_key, validated.request);
+  Result<store::EnqueueResult> result = Status::Internal("not stored");
+  bool handed_off = false;
+  if (std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker()) {
+    result = deps_.store->EnqueueAndClaim(nm, *claim);
+    handed_off = result.ok() && result->claimed.has_value();
+    deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
+  } else {
+    result = deps_.store->Enqueue(nm);
+  }
   if (!result.ok()) {
     if (result.status().IsConflict()) {
       return SendError(res, 409, "idempotency_key_reused", result.status().message());
@@ -253,7 +262,7 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
     return SendJson(res, 200, MessageRecord(m));
   }
   deps_.metrics->CountEnqueued();
-  deps_.dispatcher->WakeUp();
+  if (!handed_off) deps_.dispatcher->WakeUp();
   log::Info("message_enqueued", {{"message_id", m.id}, {"producer", producer}});
   if (log::Enabled(log::Level::kDebug)) {
     log::Debug("message_request", {{"message_id", m.id}, {"request", validated.request}});

@@ -22,17 +22,21 @@
 
 namespace httplib {
 class ContentReader;
-class Server;
 struct Request;
 struct Response;
 }  // namespace httplib
+
+namespace sendq::http {
+class Server;
+}  // namespace sendq::http
 
 namespace sendq::api {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;  // 0: any free port
-  int http_threads = 64;
+  int port = 8080;             // 0: any free port
+  int http_threads = 64;       // threads kept ready for connections
+  int max_connections = 1024;  // connections served at once (the pool grows to this)
   DurationMs max_age = 24 * 3'600'000LL;
   std::map<std::string, std::string> producer_tokens;  // name -> token
 };
@@ -99,7 +103,7 @@ class ApiServer {
 
   const ServerDeps deps_;
   const ServerOptions options_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<http::Server> http_;
   std::atomic<bool> draining_{false};
 };
 

@@ -154,8 +154,13 @@ class ServeParser {
     Add("synchronous", "SENDQ_SYNCHRONOUS", "full|normal",
         "SQLite synchronous mode; full survives power loss",
         d.synchronous_full ? "full" : "normal");
-    Add("http-threads", "SENDQ_HTTP_THREADS", "N", "connections served at once, 1..4096",
+    Add("http-threads", "SENDQ_HTTP_THREADS", "N",
+        "HTTP threads kept ready, 1..4096; more start as connections need them",
         std::to_string(d.http_threads));
+    Add("max-connections", "SENDQ_MAX_CONNECTIONS", "N",
+        "connections served at once (one thread each), up to 16384; beyond it, new "
+        "connections wait",
+        std::to_string(d.max_connections));
     Add("log-level", "SENDQ_LOG_LEVEL", "LEVEL", "debug, info, warn or error", d.log_level);
 
     for (Setting& s : settings_) {
@@ -183,6 +188,11 @@ class ServeParser {
     Int("workers", 1, 1024, config.workers);
     Int("max-attempts", 1, INT_MAX, config.max_attempts);
     Int("http-threads", 1, 4096, config.http_threads);
+    Int("max-connections", 1, 16384, config.max_connections);
+    if (config.max_connections < config.http_threads) {
+      problems_.push_back(fmt::format("--max-connections ({}) must be at least --http-threads ({})",
+                                      config.max_connections, config.http_threads));
+    }
     bool durations_ok = true;
     durations_ok &= Duration("max-age", config.max_age);
     durations_ok &= Duration("backoff-base", config.backoff_base);

@@ -31,7 +31,8 @@ struct Config {
   DurationMs drain_timeout = 20'000;  // graceful stop: how long in-flight sends may take
   OnUnknown on_unknown = OnUnknown::kRetry;
   bool synchronous_full = true;  // --synchronous=full|normal
-  int http_threads = 64;         // connections served at once
+  int http_threads = 64;         // HTTP threads kept ready
+  int max_connections = 1024;    // connections served at once
   std::string log_level = "info";
 };
 

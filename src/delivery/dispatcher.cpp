@@ -58,6 +58,29 @@ void Dispatcher::WakeUp() {
   dispatch_cv_.notify_one();
 }
 
+std::optional<store::ClaimOptions> Dispatcher::ReserveIdleWorker() {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (stopping_ || circuit_->paused() || in_flight_ >= options_.workers) return std::nullopt;
+  ++in_flight_;
+  return ClaimOptionsAt(clock_->NowMs(), 1);
+}
+
+void Dispatcher::HandOff(std::optional<store::ClaimedMessage> claimed) {
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (claimed) {
+      jobs_.push_back(Job{std::move(*claimed)});
+    } else {
+      --in_flight_;
+    }
+  }
+  if (claimed) {
+    work_cv_.notify_one();
+  } else {
+    dispatch_cv_.notify_one();
+  }
+}
+
 int Dispatcher::Stop(TimeMs deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   stopping_ = true;
@@ -81,6 +104,16 @@ uint64_t Dispatcher::TEST_Completions() {
   return completions_;
 }
 
+store::ClaimOptions Dispatcher::ClaimOptionsAt(TimeMs now, int limit) const {
+  store::ClaimOptions o;
+  o.now = now;
+  o.limit = limit;
+  o.lease = options_.lease;
+  o.max_attempts = options_.policy.max_attempts;
+  o.fail_unknown = options_.policy.fail_unknown;
+  return o;
+}
+
 TimeMs Dispatcher::EffectiveWakeAtLocked() const {
   if (circuit_->paused()) return std::max(next_wake_at_, circuit_->next_probe_at());
   return next_wake_at_;
@@ -98,8 +131,10 @@ void Dispatcher::DispatchLoop() {
       const TimeMs until =
           free_workers <= 0 ? now + kMaxIdleWait : std::min(wake_at, now + kMaxIdleWait);
       const uint64_t seen_completions = completions_;
+      const int seen_in_flight = in_flight_;
       clock_->WaitUntil(dispatch_cv_, lock, until, [&] {
-        return stopping_ || completions_ != seen_completions || EffectiveWakeAtLocked() != wake_at;
+        return stopping_ || completions_ != seen_completions || in_flight_ != seen_in_flight ||
+               EffectiveWakeAtLocked() != wake_at;
       });
       continue;
     }
@@ -117,13 +152,7 @@ void Dispatcher::DispatchLoop() {
     }
     const uint64_t generation = wake_generation_;
     lock.unlock();
-    store::ClaimOptions claim_options;
-    claim_options.now = now;
-    claim_options.limit = limit;
-    claim_options.lease = options_.lease;
-    claim_options.max_attempts = options_.policy.max_attempts;
-    claim_options.fail_unknown = options_.policy.fail_unknown;
-    Result<std::vector<store::ClaimedMessage>> claimed = store_->Claim(claim_options);
+    Result<std::vector<store::ClaimedMessage>> claimed = store_->Claim(ClaimOptionsAt(now, limit));
     std::optional<TimeMs> next_due;
     bool store_failed = !claimed.ok();
     if (!store_failed && static_cast<int>(claimed->size()) < limit) {
@@ -168,35 +197,96 @@ void Dispatcher::WorkerLoop(int index) {
     if (jobs_.empty()) break;  // stopping, nothing left
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
-    const bool stopping = stopping_;
     lock.unlock();
-    // No new sends once stopping, and none but the probe while the upstream is paused: put
-    // the claim back untouched.
-    std::optional<TimeMs> due_again;
-    if (stopping || (!job.is_probe && circuit_->paused())) {
-      Status st = store_->Unclaim(job.claim.message.id, job.claim.message.version,
-                                  job.claim.attempt_number);
-      if (!st.ok())
-        log::Error("unclaim_failed",
-                   {{"message_id", job.claim.message.id}, {"error", st.ToString()}});
-      if (job.is_probe) circuit_->Release(true);
-      if (!stopping && st.ok()) due_again = job.claim.message.next_attempt_at;
-    } else {
-      due_again = Deliver(*client, job, rng);
-    }
+    ServeChain(*client, std::move(job), rng);
     lock.lock();
     --in_flight_;
-    ++completions_;
-    if (due_again) {
-      next_wake_at_ = std::min(next_wake_at_, *due_again);
-      ++wake_generation_;  // a claim pass in progress may have read the store before this
-    }
     dispatch_cv_.notify_one();
   }
   if (--running_threads_ == 0) idle_cv_.notify_all();
 }
 
-std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job, std::mt19937_64& rng) {
+void Dispatcher::ServeChain(UpstreamClient& client, Job first, std::mt19937_64& rng) {
+  std::deque<Job> held;  // claimed for this worker, not yet sent
+  held.push_back(std::move(first));
+  std::optional<Recording> recording;  // the last result, on its way to the disk
+
+  // Waits for the recording's commit, takes the messages it claimed, and reports the job done.
+  auto settle = [&] {
+    Result<store::CompleteAndClaimResult> outcome = recording->outcome.get();
+    Result<bool> recorded = false;
+    if (outcome.ok()) {
+      recorded = outcome->recorded;
+      for (store::ClaimedMessage& c : outcome->claimed) held.push_back(Job{std::move(c)});
+    } else {
+      // The claim may be what failed: record the result alone.
+      recorded = store_->Complete(recording->result);
+    }
+    JobDone(Finish(*recording, recorded));
+    recording.reset();
+  };
+
+  while (!held.empty() || recording) {
+    if (held.empty()) {
+      settle();
+      continue;
+    }
+    Job job = std::move(held.front());
+    held.pop_front();
+    int busy_workers = 0;
+    bool stopping = false;
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      stopping = stopping_;
+      busy_workers = in_flight_;
+    }
+    // No new sends once stopping, none but the probe while the upstream is paused, and none
+    // whose lease could run out in flight: put the claim back untouched.
+    const bool lease_too_short =
+        job.claim.message.lease_until.value_or(0) <= clock_->NowMs() + options_.upstream_timeout;
+    if (stopping || (!job.is_probe && circuit_->paused()) || lease_too_short) {
+      Status st = store_->Unclaim(job.claim.message.id, job.claim.message.version,
+                                  job.claim.attempt_number);
+      if (!st.ok()) {
+        log::Error("unclaim_failed",
+                   {{"message_id", job.claim.message.id}, {"error", st.ToString()}});
+      }
+      if (job.is_probe) circuit_->Release(true);
+      JobDone(!stopping && st.ok() ? std::optional<TimeMs>(job.claim.message.next_attempt_at)
+                                   : std::nullopt);
+      continue;
+    }
+    Recording next = Attempt(client, std::move(job), rng);
+    // The previous result's commit ran while this message was being sent; it is usually
+    // done by now, and may have claimed the next message.
+    if (recording) settle();
+    // While every worker is busy the backlog is deep: keep one message in hand beyond the one
+    // being recorded, so that the next send need not wait for this commit. Otherwise take
+    // only the next message, and leave the rest to idle workers.
+    int claim = 0;
+    if (!stopping && !circuit_->paused()) {
+      const int in_hand = static_cast<int>(held.size());
+      claim = busy_workers >= options_.workers ? std::max(0, 2 - in_hand) : (in_hand == 0 ? 1 : 0);
+    }
+    next.outcome =
+        store_->CompleteAndClaimAsync(next.result, ClaimOptionsAt(clock_->NowMs(), claim));
+    recording = std::move(next);
+  }
+}
+
+void Dispatcher::JobDone(std::optional<TimeMs> due_again) {
+  std::lock_guard<std::mutex> guard(mu_);
+  ++completions_;
+  if (due_again) {
+    next_wake_at_ = std::min(next_wake_at_, *due_again);
+    ++wake_generation_;  // a claim pass in progress may have read the store before this
+  }
+  // The result may also have resumed a paused upstream, which leaves idle workers for the
+  // dispatcher to feed; while every worker is busy there is nothing for it to do.
+  if (due_again || in_flight_ < options_.workers) dispatch_cv_.notify_one();
+}
+
+Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::mt19937_64& rng) {
   const Message& m = job.claim.message;
   const TimeMs started = clock_->NowMs();
   UpstreamResponse response = client.Send(m.id, m.request_json);
@@ -209,9 +299,17 @@ std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job, std:
                            : response.transport_error;
   const bool was_paused = circuit_->paused();
   const bool charged = circuit_->OnResult(outcome, job.is_probe, detail);
+  if (was_paused != circuit_->paused()) {
+    if (circuit_->paused()) {
+      log::Warn("upstream_paused", {{"reason", circuit_->pause_reason()}});
+    } else {
+      log::Info("upstream_resumed");
+    }
+  }
   const double unit_random = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   AttemptDecision decision =
       DecideAfterAttempt(options_.policy, m, outcome, charged, response, finished, unit_random);
+  metrics_->CountAttempt(decision.outcome);
 
   store::AttemptResult r;
   r.message_id = m.id;
@@ -237,20 +335,23 @@ std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job, std:
           "answer is kept in upstream_response";
     }
   }
-  Result<bool> recorded = store_->Complete(r);
-  metrics_->CountAttempt(decision.outcome);
-  nlohmann::json fields = {{"message_id", m.id},
-                           {"attempt", job.claim.attempt_number},
-                           {"outcome", OutcomeName(decision.outcome)},
-                           {"status", StatusName(decision.new_status)},
-                           {"charged", charged},
-                           {"latency_ms", finished - started}};
+  return Recording{std::move(job), std::move(r), finished - started, {}};
+}
+
+std::optional<TimeMs> Dispatcher::Finish(const Recording& done, const Result<bool>& recorded) {
+  const store::AttemptResult& r = done.result;
+  nlohmann::json fields = {{"message_id", r.message_id},
+                           {"attempt", r.attempt_number},
+                           {"outcome", OutcomeName(r.outcome)},
+                           {"status", StatusName(r.new_status)},
+                           {"charged", r.charged},
+                           {"latency_ms", done.latency_ms}};
   if (r.http_status) fields["http_status"] = *r.http_status;
   if (r.response.provider_message_id) {
     fields["provider_message_id"] = *r.response.provider_message_id;
   }
-  if (job.is_probe) fields["probe"] = true;
-  if (!decision.error.empty()) fields["error"] = decision.error;
+  if (done.job.is_probe) fields["probe"] = true;
+  if (r.error) fields["error"] = *r.error;
   if (!recorded.ok()) {
     fields["error"] = recorded.status().ToString();
     log::Error("attempt_record_failed", std::move(fields));
@@ -259,15 +360,8 @@ std::optional<TimeMs> Dispatcher::Deliver(UpstreamClient& client, Job& job, std:
   } else {
     log::Info("attempt_finished", std::move(fields));
   }
-  if (was_paused != circuit_->paused()) {
-    if (circuit_->paused()) {
-      log::Warn("upstream_paused", {{"reason", circuit_->pause_reason()}});
-    } else {
-      log::Info("upstream_resumed");
-    }
-  }
-  if (recorded.ok() && *recorded && decision.new_status == MessageStatus::kQueued) {
-    return decision.next_attempt_at;
+  if (recorded.ok() && *recorded && r.new_status == MessageStatus::kQueued) {
+    return r.next_attempt_at;
   }
   return std::nullopt;
 }

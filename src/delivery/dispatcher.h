@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -30,6 +31,9 @@ struct DispatcherOptions {
   int workers = 16;
   DeliveryPolicy policy;
   DurationMs lease = 60'000;
+  // The longest a send may take. A message held for later is sent only while its lease has at
+  // least this long left, so that the lease cannot run out while the send is in flight.
+  DurationMs upstream_timeout = 30'000;
 };
 
 class Dispatcher {
@@ -43,6 +47,13 @@ class Dispatcher {
   void Start();
   // New work may be due now (an enqueue or a manual retry committed).
   void WakeUp();
+  // For an enqueue that can go straight to a worker: when a worker is idle (and the upstream
+  // is taking sends), reserves it and returns the options for claiming the new message in the
+  // enqueue's own transaction; otherwise nullopt. A reservation must end with HandOff().
+  std::optional<store::ClaimOptions> ReserveIdleWorker();
+  // Ends a reservation: the claimed message goes to a worker; with none (the enqueue failed or
+  // was a replay), the reservation is released.
+  void HandOff(std::optional<store::ClaimedMessage> claimed);
   // Stops claiming and starting sends; sends already in flight may finish and are recorded
   // until `deadline`. Returns how many were still in flight then (0 means all threads joined).
   int Stop(TimeMs deadline);
@@ -56,11 +67,27 @@ class Dispatcher {
     bool is_probe = false;
   };
 
+  // A sent message whose result is being recorded.
+  struct Recording {
+    Job job;
+    store::AttemptResult result;
+    DurationMs latency_ms = 0;
+    std::future<Result<store::CompleteAndClaimResult>> outcome;
+  };
+
   void DispatchLoop();
   void WorkerLoop(int index);
-  // Sends one claimed message and records the result. Returns when the message is due again
-  // if it went back to the queue.
-  std::optional<TimeMs> Deliver(UpstreamClient& client, Job& job, std::mt19937_64& rng);
+  // Sends `first`, then each message claimed along with a result, until none is due. The
+  // worker's result commits run while it sends its next message.
+  void ServeChain(UpstreamClient& client, Job first, std::mt19937_64& rng);
+  // Sends one claimed message and decides what becomes of it; recording is the caller's.
+  Recording Attempt(UpstreamClient& client, Job job, std::mt19937_64& rng);
+  // Logs a recorded attempt. Returns when the message is due again if it went back to the
+  // queue.
+  std::optional<TimeMs> Finish(const Recording& done, const Result<bool>& recorded);
+  // Counts a finished job and tells the dispatcher what it needs to know.
+  void JobDone(std::optional<TimeMs> due_again);
+  store::ClaimOptions ClaimOptionsAt(TimeMs now, int limit) const;
   // The time from which claiming makes sense. REQUIRES: mu_ held.
   TimeMs EffectiveWakeAtLocked() const;
 
@@ -77,7 +104,7 @@ class Dispatcher {
   std::condition_variable work_cv_;      // workers wait on it
   std::condition_variable idle_cv_;      // Stop waits on it for in-flight sends
   std::deque<Job> jobs_;                 // GUARDED_BY(mu_): claimed, not yet picked up
-  int in_flight_ = 0;                    // GUARDED_BY(mu_): claimed and not yet recorded
+  int in_flight_ = 0;                    // GUARDED_BY(mu_): jobs handed to workers, not done
   TimeMs next_wake_at_ = 0;              // GUARDED_BY(mu_)
   uint64_t wake_generation_ = 0;         // GUARDED_BY(mu_): bumped by WakeUp and reschedules
   uint64_t completions_ = 0;             // GUARDED_BY(mu_): bumped when a job is done

@@ -251,6 +251,23 @@ class SqliteStore final : public Store {
     return writer_.Call<EnqueueResult>([&](Db& db) { return InsertOrReplay(db, nm); });
   }
 
+  Result<EnqueueResult> EnqueueAndClaim(const NewMessage& nm, const ClaimOptions& o) override {
+    return writer_.Call<EnqueueResult>([&](Db& db) -> Result<EnqueueResult> {
+      Result<EnqueueResult> stored = InsertOrReplay(db, nm);
+      if (!stored.ok() || stored->replayed) return stored;
+      Result<Stmt*> claim = db.Prepare(
+          "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
+          "attempt_count = attempt_count + 1, updated_at = ?1 "
+          "WHERE id = ?3 AND status = 0 RETURNING " SENDQ_MESSAGE_COLUMNS);
+      if (!claim.ok()) return claim.status();
+      (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, nm.id);
+      Result<std::vector<ClaimedMessage>> claimed = Lease(db, **claim, o.now);
+      if (!claimed.ok()) return claimed.status();
+      if (!claimed->empty()) stored->claimed = std::move(claimed->front());
+      return stored;
+    });
+  }
+
   Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
       const std::vector<NewMessage>& batch) override {
     return writer_.Call<std::vector<Result<EnqueueResult>>>(
@@ -366,88 +383,27 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& o) override {
-    return writer_.Call<std::vector<ClaimedMessage>>(
-        [&](Db& db) -> Result<std::vector<ClaimedMessage>> {
-          Status st = ExpireQueued(db, o.now);
-          if (st.ok()) st = RecoverExpiredLeases(db, o);
-          if (!st.ok()) return st;
-          Result<Stmt*> claim = db.Prepare(
-              "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
-              "attempt_count = attempt_count + 1, updated_at = ?1 "
-              "WHERE id IN (SELECT id FROM messages INDEXED BY messages_due "
-              "WHERE status = 0 AND next_attempt_at <= ?1 "
-              "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
-          if (!claim.ok()) return claim.status();
-          (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, static_cast<int64_t>(o.limit));
-          std::vector<ClaimedMessage> out;
-          for (;;) {
-            Result<bool> row = (*claim)->Step();
-            if (!row.ok()) return row.status();
-            if (!*row) break;
-            out.push_back(ClaimedMessage{ReadMessage(**claim), AttemptCount(**claim)});
-          }
-          Result<Stmt*> insert = db.Prepare(
-              "INSERT INTO attempts (message_id, number, started_at) VALUES (?1, ?2, ?3)");
-          if (!insert.ok()) return insert.status();
-          for (const ClaimedMessage& c : out) {
-            (*insert)->Reset();
-            (*insert)->Bind(1, c.message.id).Bind(2, c.attempt_number).Bind(3, o.now);
-            if (Status ins = (*insert)->Run(); !ins.ok()) return ins;
-          }
-          return out;
-        });
+    return writer_.Call<std::vector<ClaimedMessage>>([&](Db& db) { return ClaimDue(db, o); });
   }
 
   Result<bool> Complete(const AttemptResult& r) override {
-    return writer_.Call<bool>([&](Db& db) -> Result<bool> {
-      Result<Stmt*> update = db.Prepare(
-          "UPDATE messages SET status = ?3, attempts = attempts + ?4, version = version + 1, "
-          "updated_at = ?5, next_attempt_at = ?6, lease_until = NULL, last_error = ?7, "
-          "sent_at = CASE WHEN ?3 = 2 THEN ?5 ELSE sent_at END, "
-          "provider_message_id = coalesce(?8, provider_message_id), "
-          "channel = coalesce(?9, channel), from_number = coalesce(?10, from_number), "
-          "sent_to_number = coalesce(?11, sent_to_number), "
-          "conversation_id = coalesce(?12, conversation_id), "
-          "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), "
-          "upstream_response = coalesce(?14, upstream_response) "
-          "WHERE id = ?1 AND version = ?2 AND status = 1");
-      if (!update.ok()) return update.status();
-      (*update)
-          ->Bind(1, r.message_id)
-          .Bind(2, r.version)
-          .Bind(3, static_cast<int64_t>(r.new_status))
-          .Bind(4, static_cast<int64_t>(r.charged ? 1 : 0))
-          .Bind(5, r.finished_at)
-          .Bind(6, r.next_attempt_at)
-          .Bind(7, r.last_error)
-          .Bind(8, r.response.provider_message_id)
-          .Bind(9, r.response.channel)
-          .Bind(10, r.response.from_number)
-          .Bind(11, r.response.to_number)
-          .Bind(12, r.response.conversation_id)
-          .Bind(13, OptBool(r.response.reply_parent_unresolved))
-          .Bind(14, r.upstream_response);
-      if (Status st = (*update)->Run(); !st.ok()) return st;
-      // Fenced: the lease was taken over; the newer state wins.
-      if (db.Changes() == 0) return false;
-      Result<Stmt*> attempt = db.Prepare(
-          "UPDATE attempts SET finished_at = ?3, outcome = ?4, http_status = ?5, error = ?6, "
-          "response_body = ?7, charged = ?8 WHERE message_id = ?1 AND number = ?2");
-      if (!attempt.ok()) return attempt.status();
-      std::optional<int64_t> http_status;
-      if (r.http_status) http_status = *r.http_status;
-      (*attempt)
-          ->Bind(1, r.message_id)
-          .Bind(2, static_cast<int64_t>(r.attempt_number))
-          .Bind(3, r.finished_at)
-          .Bind(4, static_cast<int64_t>(r.outcome))
-          .Bind(5, http_status)
-          .Bind(6, r.error)
-          .Bind(7, r.response_body)
-          .Bind(8, static_cast<int64_t>(r.charged ? 1 : 0));
-      if (Status st = (*attempt)->Run(); !st.ok()) return st;
-      return true;
-    });
+    return writer_.Call<bool>([&](Db& db) { return RecordResult(db, r); });
+  }
+
+  std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
+                                                                    ClaimOptions next) override {
+    return writer_.CallAsync<CompleteAndClaimResult>(
+        [result = std::move(result), next](Db& db) -> Result<CompleteAndClaimResult> {
+          Result<bool> recorded = RecordResult(db, result);
+          if (!recorded.ok()) return recorded.status();
+          CompleteAndClaimResult out{*recorded, {}};
+          if (next.limit > 0) {
+            Result<std::vector<ClaimedMessage>> claimed = ClaimDue(db, next);
+            if (!claimed.ok()) return claimed.status();
+            out.claimed = std::move(*claimed);
+          }
+          return out;
+        });
   }
 
   Status Unclaim(const std::string& id, int64_t version, int attempt_number) override {
@@ -550,6 +506,94 @@ class SqliteStore final : public Store {
       if (rows->empty()) return Status::Internal("message changed during a transition");
       return std::move(rows->front());
     });
+  }
+
+  // Claim(), on the writer.
+  static Result<std::vector<ClaimedMessage>> ClaimDue(Db& db, const ClaimOptions& o) {
+    Status st = ExpireQueued(db, o.now);
+    if (st.ok()) st = RecoverExpiredLeases(db, o);
+    if (!st.ok()) return st;
+    Result<Stmt*> claim = db.Prepare(
+        "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
+        "attempt_count = attempt_count + 1, updated_at = ?1 "
+        "WHERE id IN (SELECT id FROM messages INDEXED BY messages_due "
+        "WHERE status = 0 AND next_attempt_at <= ?1 "
+        "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
+    if (!claim.ok()) return claim.status();
+    (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, static_cast<int64_t>(o.limit));
+    return Lease(db, **claim, o.now);
+  }
+
+  // Runs `claim`, an UPDATE that moves messages to `sending` and returns their rows, and
+  // writes the open attempt row of each.
+  static Result<std::vector<ClaimedMessage>> Lease(Db& db, Stmt& claim, TimeMs now) {
+    std::vector<ClaimedMessage> out;
+    for (;;) {
+      Result<bool> row = claim.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back(ClaimedMessage{ReadMessage(claim), AttemptCount(claim)});
+    }
+    Result<Stmt*> insert =
+        db.Prepare("INSERT INTO attempts (message_id, number, started_at) VALUES (?1, ?2, ?3)");
+    if (!insert.ok()) return insert.status();
+    for (const ClaimedMessage& c : out) {
+      (*insert)->Reset();
+      (*insert)->Bind(1, c.message.id).Bind(2, c.attempt_number).Bind(3, now);
+      if (Status ins = (*insert)->Run(); !ins.ok()) return ins;
+    }
+    return out;
+  }
+
+  // Complete(), on the writer.
+  static Result<bool> RecordResult(Db& db, const AttemptResult& r) {
+    Result<Stmt*> update = db.Prepare(
+        "UPDATE messages SET status = ?3, attempts = attempts + ?4, version = version + 1, "
+        "updated_at = ?5, next_attempt_at = ?6, lease_until = NULL, last_error = ?7, "
+        "sent_at = CASE WHEN ?3 = 2 THEN ?5 ELSE sent_at END, "
+        "provider_message_id = coalesce(?8, provider_message_id), "
+        "channel = coalesce(?9, channel), from_number = coalesce(?10, from_number), "
+        "sent_to_number = coalesce(?11, sent_to_number), "
+        "conversation_id = coalesce(?12, conversation_id), "
+        "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), "
+        "upstream_response = coalesce(?14, upstream_response) "
+        "WHERE id = ?1 AND version = ?2 AND status = 1");
+    if (!update.ok()) return update.status();
+    (*update)
+        ->Bind(1, r.message_id)
+        .Bind(2, r.version)
+        .Bind(3, static_cast<int64_t>(r.new_status))
+        .Bind(4, static_cast<int64_t>(r.charged ? 1 : 0))
+        .Bind(5, r.finished_at)
+        .Bind(6, r.next_attempt_at)
+        .Bind(7, r.last_error)
+        .Bind(8, r.response.provider_message_id)
+        .Bind(9, r.response.channel)
+        .Bind(10, r.response.from_number)
+        .Bind(11, r.response.to_number)
+        .Bind(12, r.response.conversation_id)
+        .Bind(13, OptBool(r.response.reply_parent_unresolved))
+        .Bind(14, r.upstream_response);
+    if (Status st = (*update)->Run(); !st.ok()) return st;
+    // Fenced: the lease was taken over; the newer state wins.
+    if (db.Changes() == 0) return false;
+    Result<Stmt*> attempt = db.Prepare(
+        "UPDATE attempts SET finished_at = ?3, outcome = ?4, http_status = ?5, error = ?6, "
+        "response_body = ?7, charged = ?8 WHERE message_id = ?1 AND number = ?2");
+    if (!attempt.ok()) return attempt.status();
+    std::optional<int64_t> http_status;
+    if (r.http_status) http_status = *r.http_status;
+    (*attempt)
+        ->Bind(1, r.message_id)
+        .Bind(2, static_cast<int64_t>(r.attempt_number))
+        .Bind(3, r.finished_at)
+        .Bind(4, static_cast<int64_t>(r.outcome))
+        .Bind(5, http_status)
+        .Bind(6, r.error)
+        .Bind(7, r.response_body)
+        .Bind(8, static_cast<int64_t>(r.charged ? 1 : 0));
+    if (Status st = (*attempt)->Run(); !st.ok()) return st;
+    return true;
   }
 
   static Status ExpireQueued(Db& db, TimeMs now) {

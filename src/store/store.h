@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,11 +32,6 @@ struct NewMessage {
   TimeMs expires_at = 0;
 };
 
-struct EnqueueResult {
-  Message message;
-  bool replayed = false;  // an earlier message with the same idempotency key and body
-};
-
 struct ClaimOptions {
   TimeMs now = 0;
   int limit = 1;
@@ -48,6 +44,12 @@ struct ClaimOptions {
 struct ClaimedMessage {
   Message message;
   int attempt_number = 0;  // the ledger row written for this attempt
+};
+
+struct EnqueueResult {
+  Message message;        // as stored (for EnqueueAndClaim: before the claim)
+  bool replayed = false;  // an earlier message with the same idempotency key and body
+  std::optional<ClaimedMessage> claimed;  // EnqueueAndClaim: the new message, leased
 };
 
 // How an attempt ended, and what becomes of the message.
@@ -69,6 +71,11 @@ struct AttemptResult {
   std::optional<std::string> upstream_response;
 };
 
+struct CompleteAndClaimResult {
+  bool recorded = false;  // as Complete() answers
+  std::vector<ClaimedMessage> claimed;
+};
+
 struct ListPage {
   std::vector<Message> messages;
   bool has_more = false;
@@ -86,6 +93,10 @@ class Store {
   // Durable when it returns OK. With an idempotency key already used by this producer: the
   // earlier message (replayed) when the request is the same, Conflict when it differs.
   virtual Result<EnqueueResult> Enqueue(const NewMessage& message) = 0;
+  // Enqueue, and in the same transaction the claim of the new message (not of a replayed
+  // one): for an idle worker, which can then send it without another commit.
+  virtual Result<EnqueueResult> EnqueueAndClaim(const NewMessage& message,
+                                                const ClaimOptions& claim) = 0;
   // Enqueue for many messages in one transaction: every item is durable when it returns OK,
   // and none before. Items are taken in order, so a key used twice in one batch is a replay
   // (or Conflict) of its first use. A Conflict is that item's answer; any other error fails
@@ -113,6 +124,11 @@ class Store {
   // Records the attempt and the message's new state, unless the lease was taken over since
   // (the version moved on): then nothing is written and the answer is false.
   virtual Result<bool> Complete(const AttemptResult& result) = 0;
+  // Complete() and then (unless next.limit is 0) Claim(), in one transaction, without
+  // waiting: a worker records its result and takes its next message with a single commit, and
+  // can send a message it already holds meanwhile. The future is ready after the commit.
+  virtual std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
+                                                                            ClaimOptions next) = 0;
   // A fresh message back to queued without an attempt (a claim that was not used).
   virtual Status Unclaim(const std::string& id, int64_t version, int attempt_number) = 0;
 

@@ -26,16 +26,25 @@ Writer::~Writer() {
 }
 
 Status Writer::Run(Fn fn) {
-  std::future<Status> result;
+  std::promise<Status> done;
+  std::future<Status> result = done.get_future();
+  Submit(std::move(fn), [&done](Status st) { done.set_value(std::move(st)); });
+  return result.get();
+}
+
+void Writer::Submit(Fn fn, Done done) {
   {
     std::lock_guard<std::mutex> guard(mu_);
-    if (stopping_) return Status::Unavailable("the store is shutting down");
-    Task task{std::move(fn), {}};
-    result = task.done.get_future();
-    pending_.push_back(std::move(task));
+    if (!stopping_) {
+      pending_.push_back(Task{std::move(fn), std::move(done)});
+      done = nullptr;
+    }
+  }
+  if (done) {
+    done(Status::Unavailable("the store is shutting down"));
+    return;
   }
   cv_.notify_one();
-  return result.get();
 }
 
 size_t Writer::TEST_Pending() {
@@ -85,7 +94,7 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
                {{"error", commit_status.ToString()}, {"batch", batch.size()}});
   }
   for (size_t i = 0; i < batch.size(); ++i) {
-    batch[i].done.set_value(commit_status.ok() ? results[i] : commit_status);
+    batch[i].done(commit_status.ok() ? results[i] : commit_status);
   }
   if (commit_status.ok() && on_commit_) on_commit_();
 }

@@ -28,6 +28,7 @@ namespace sendq::store {
 class Writer {
  public:
   using Fn = std::function<Status(Db&)>;
+  using Done = std::function<void(Status)>;
 
   // Takes the write connection. `on_commit` runs on the writer thread after each commit.
   Writer(std::unique_ptr<Db> db, std::function<void()> on_commit);
@@ -38,6 +39,10 @@ class Writer {
   // Runs `fn` inside the next group transaction and blocks until that transaction commits.
   // Returns fn's error (its savepoint rolled back), or the commit's error, or OK.
   Status Run(Fn fn);
+  // Run() without waiting: `done` gets the same answer, on the writer thread, once the
+  // transaction has committed (or at once if the writer is stopping). `done` must be quick and
+  // must not call back into the writer.
+  void Submit(Fn fn, Done done);
 
   // Tasks submitted and not yet taken into a transaction. For tests only.
   size_t TEST_Pending();
@@ -54,10 +59,31 @@ class Writer {
     return std::move(*out);
   }
 
+  // Submit() for a function that produces a value.
+  template <typename T>
+  std::future<Result<T>> CallAsync(std::function<Result<T>(Db&)> fn) {
+    auto promise = std::make_shared<std::promise<Result<T>>>();
+    auto out = std::make_shared<std::optional<Result<T>>>();
+    std::future<Result<T>> result = promise->get_future();
+    Submit(
+        [fn = std::move(fn), out](Db& db) {
+          out->emplace(fn(db));
+          return (*out)->ok() ? Status::Ok() : (*out)->status();
+        },
+        [promise, out](Status st) {
+          if (st.ok()) {
+            promise->set_value(std::move(**out));
+          } else {
+            promise->set_value(std::move(st));
+          }
+        });
+    return result;
+  }
+
  private:
   struct Task {
     Fn fn;
-    std::promise<Status> done;
+    Done done;
   };
 
   void Loop();

@@ -720,5 +720,31 @@ TEST_CASE("api: sendq refuses to start without producer tokens or with a bad dur
   }
 }
 
+TEST_CASE("api: idle and half-sent connections do not hold up other producers") {
+  Scenario s(UnreachableUrl(), NoProbeArgs());
+  // More than --http-threads (64) connections, each stopping in the middle of a request head,
+  // as a slow or hostile client would; each keeps a thread until the read timeout (10 s).
+  constexpr int kStalled = 150;
+  std::vector<int> stalled;
+  for (int i = 0; i < kStalled; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(s.sendq->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    const std::string partial = "POST /v1/messages HTTP/1.1\r\nHost: sendq\r\n";
+    REQUIRE(send(fd, partial.data(), partial.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(partial.size()));
+    stalled.push_back(fd);
+  }
+  // A new producer is served at once, well before the stalled connections time out.
+  HttpResult r = s.sendq->Post("/v1/messages", ExampleRequest(), {}, /*timeout_ms=*/5'000);
+  INFO("answered " << r.status << " " << r.error);
+  CHECK(r.status == 202);
+  for (int fd : stalled) close(fd);
+}
+
 }  // namespace
 }  // namespace sendq::test

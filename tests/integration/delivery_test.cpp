@@ -171,6 +171,25 @@ TEST_CASE("delivery: 401 pauses the upstream, fails nothing, and resumes by itse
   CHECK(Request("GET", "127.0.0.1", s.sendq->port(), "/readyz").status == 200);
 }
 
+TEST_CASE("delivery: once a paused upstream resumes, the whole worker pool sends the backlog") {
+  // The probe comes a second after the pause; each send then takes 100 ms, so a backlog sent
+  // by the probing worker alone would never have two requests in flight at once.
+  Scenario s(std::vector<std::string>{},
+             {"--workers", "8", "--backoff-base", "1s", "--backoff-max", "2s"});
+  s.upstream->SetConfig({{"token", "a-rotated-key"}});
+  const std::string first = Enqueue(*s.sendq);
+  CHECK(WaitAttempts(*s.sendq, first, 1)[0].at("outcome") == "upstream_paused");
+  std::vector<nlohmann::json> backlog(15, ExampleRequest());
+  HttpResult batch = s.sendq->Post("/v1/messages/batch", {{"messages", backlog}});
+  REQUIRE(batch.status == 200);
+  REQUIRE(batch.json.at("accepted") == 15);
+  s.upstream->SetConfig({{"token", kTestUpstreamToken}, {"latency_ms", 100}});
+  const nlohmann::json sent = s.upstream->Sent(16, 30'000);
+  REQUIRE(sent.at("count") == 16);
+  CHECK(sent.at("max_in_flight") >= 4);
+  CHECK(WaitFinal(*s.sendq, first).at("status") == "sent");
+}
+
 TEST_CASE("delivery: a burst of 5xx trips the circuit instead of using up attempts") {
   Scenario s(std::vector<std::string>{}, {"--max-attempts", "3"});
   s.upstream->SetConfig({{"force_status", 503}});

@@ -66,6 +66,7 @@ TEST_CASE("config: defaults") {
   CHECK(c.on_unknown == OnUnknown::kRetry);
   CHECK(c.synchronous_full);
   CHECK(c.http_threads == d.http_threads);
+  CHECK(c.max_connections == d.max_connections);
   CHECK(c.log_level == "info");
 }
 
@@ -97,6 +98,8 @@ TEST_CASE("config: every option by flag") {
                        "normal",
                        "--http-threads",
                        "8",
+                       "--max-connections",
+                       "100",
                        "--log-level",
                        "debug"});
   REQUIRE(result.ok());
@@ -116,6 +119,7 @@ TEST_CASE("config: every option by flag") {
   CHECK(c.on_unknown == OnUnknown::kFail);
   CHECK_FALSE(c.synchronous_full);
   CHECK(c.http_threads == 8);
+  CHECK(c.max_connections == 100);
   CHECK(c.log_level == "debug");
 }
 
@@ -135,6 +139,7 @@ TEST_CASE("config: every option by environment") {
   env["SENDQ_ON_UNKNOWN"] = "fail";
   env["SENDQ_SYNCHRONOUS"] = "normal";
   env["SENDQ_HTTP_THREADS"] = "4096";
+  env["SENDQ_MAX_CONNECTIONS"] = "8192";
   env["SENDQ_LOG_LEVEL"] = "warn";
   auto result = Parse({}, env);
   REQUIRE(result.ok());
@@ -154,6 +159,7 @@ TEST_CASE("config: every option by environment") {
   CHECK(c.on_unknown == OnUnknown::kFail);
   CHECK_FALSE(c.synchronous_full);
   CHECK(c.http_threads == 4096);
+  CHECK(c.max_connections == 8192);
   CHECK(c.log_level == "warn");
 }
 
@@ -217,6 +223,8 @@ TEST_CASE("config: bad values name the option") {
       {{"--max-attempts", "0"}, "--max-attempts"},
       {{"--max-attempts", "99999999999999999999"}, "--max-attempts"},
       {{"--http-threads", "4097"}, "--http-threads"},
+      {{"--max-connections", "16385"}, "--max-connections"},
+      {{"--http-threads", "100", "--max-connections", "50"}, "--max-connections"},
       {{"--max-age", "0s"}, "--max-age"},
       {{"--max-age", "10"}, "--max-age"},
       {{"--backoff-base", "1d"}, "--backoff-base"},

@@ -63,12 +63,13 @@ class ScriptedUpstream {
   std::vector<int> statuses_;
 };
 
-// The real store, with a hook that runs after NextWakeAt has read the database and before it
-// answers: a window in which the test can make other threads act.
-class StoreWithSlowNextWake : public store::Store {
+// The real store, with one-shot hooks: one runs after NextWakeAt has read the database and
+// before it answers (a window in which the test can make other threads act), one after Claim.
+class StoreWithHooks : public store::Store {
  public:
-  explicit StoreWithSlowNextWake(store::Store* inner) : inner_(inner) {}
+  explicit StoreWithHooks(store::Store* inner) : inner_(inner) {}
   std::function<void()> after_next_wake_read;
+  std::function<void()> after_claim;
 
   Result<std::optional<TimeMs>> NextWakeAt() override {
     auto answer = inner_->NextWakeAt();
@@ -81,6 +82,10 @@ class StoreWithSlowNextWake : public store::Store {
   }
   Result<store::EnqueueResult> Enqueue(const store::NewMessage& m) override {
     return inner_->Enqueue(m);
+  }
+  Result<store::EnqueueResult> EnqueueAndClaim(const store::NewMessage& m,
+                                               const store::ClaimOptions& o) override {
+    return inner_->EnqueueAndClaim(m, o);
   }
   Result<std::vector<Result<store::EnqueueResult>>> EnqueueBatch(
       const std::vector<store::NewMessage>& batch) override {
@@ -103,9 +108,19 @@ class StoreWithSlowNextWake : public store::Store {
     return inner_->Retry(p, id, now, expires_at);
   }
   Result<std::vector<store::ClaimedMessage>> Claim(const store::ClaimOptions& o) override {
-    return inner_->Claim(o);
+    auto answer = inner_->Claim(o);
+    if (after_claim) {
+      auto hook = std::move(after_claim);
+      after_claim = nullptr;
+      hook();
+    }
+    return answer;
   }
   Result<bool> Complete(const store::AttemptResult& r) override { return inner_->Complete(r); }
+  std::future<Result<store::CompleteAndClaimResult>> CompleteAndClaimAsync(
+      store::AttemptResult r, store::ClaimOptions o) override {
+    return inner_->CompleteAndClaimAsync(std::move(r), o);
+  }
   Status Unclaim(const std::string& id, int64_t version, int attempt) override {
     return inner_->Unclaim(id, version, attempt);
   }
@@ -118,7 +133,7 @@ class StoreWithSlowNextWake : public store::Store {
 
 TEST_CASE("dispatcher: a retry rescheduled while the dispatcher reads the store is not lost") {
   test::StoreFixture f;
-  StoreWithSlowNextWake store(&f.store());
+  StoreWithHooks store(&f.store());
   UpstreamCircuit circuit(&f.clock(), UpstreamCircuit::Options{});
   Metrics metrics;
   ScriptedUpstream upstream({503, 200});
@@ -157,6 +172,40 @@ TEST_CASE("dispatcher: a retry rescheduled while the dispatcher reads the store 
   REQUIRE(got.ok());
   CHECK(got->status == MessageStatus::kSent);
   CHECK(got->attempts == 2);
+}
+
+TEST_CASE("dispatcher: a claim whose lease could run out during the send goes back unsent") {
+  test::StoreFixture f;
+  StoreWithHooks store(&f.store());
+  UpstreamCircuit circuit(&f.clock(), UpstreamCircuit::Options{});
+  Metrics metrics;
+  ScriptedUpstream upstream({200});
+  upstream.ReleaseFirstCall();
+  DispatcherOptions options;
+  options.workers = 1;
+  options.lease = 60'000;
+  options.upstream_timeout = 30'000;
+  // The claim is held 31 s before its send would start (as a message a worker holds behind
+  // another send can be): only 29 s of its lease are left, less than a send may take.
+  store.after_claim = [&] { f.clock().Advance(31'000); };
+  Dispatcher dispatcher(&store, &circuit, &metrics, &f.clock(), upstream.Factory(), options);
+  Message m = f.Enqueue();
+  dispatcher.Start();
+  dispatcher.WakeUp();
+  REQUIRE(upstream.WaitForCalls(1));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (dispatcher.TEST_Completions() < 2 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  CHECK(dispatcher.TEST_Completions() == 2);  // put back, then sent under a fresh lease
+  CHECK(dispatcher.Stop(f.clock().NowMs() + 10'000) == 0);
+  auto got = f.store().Get("alice", m.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == MessageStatus::kSent);
+  CHECK(got->attempts == 1);
+  auto attempts = f.store().ListAttempts("alice", m.id);
+  REQUIRE(attempts.ok());
+  CHECK(attempts->size() == 1);  // the unused claim left no attempt behind
 }
 
 }  // namespace

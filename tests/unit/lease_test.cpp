@@ -154,5 +154,72 @@ TEST_CASE("lease: an unused claim is handed back without a trace") {
   CHECK(again->front().attempt_number == 1);
 }
 
+TEST_CASE("lease: a result and the next claim share one transaction") {
+  StoreFixture f;
+  Message first = f.Enqueue();
+  Message second = f.Enqueue();
+  auto claimed = f.store().Claim(f.ClaimAt(1));
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  CHECK(claimed->front().message.id == first.id);
+  auto both = f.store()
+                  .CompleteAndClaimAsync(Sent(claimed->front(), f.clock().NowMs()), f.ClaimAt(1))
+                  .get();
+  REQUIRE(both.ok());
+  CHECK(both->recorded);
+  REQUIRE(both->claimed.size() == 1);
+  CHECK(both->claimed.front().message.id == second.id);
+  CHECK(f.store().Get("alice", first.id)->status == MessageStatus::kSent);
+  CHECK(f.store().Get("alice", second.id)->status == MessageStatus::kSending);
+  REQUIRE(f.store().ListAttempts("alice", second.id)->size() == 1);
+
+  // Nothing left: the result is recorded and the claim comes back empty.
+  auto last =
+      f.store()
+          .CompleteAndClaimAsync(Sent(both->claimed.front(), f.clock().NowMs()), f.ClaimAt(1))
+          .get();
+  REQUIRE(last.ok());
+  CHECK(last->recorded);
+  CHECK(last->claimed.empty());
+  CHECK(f.store().Get("alice", second.id)->status == MessageStatus::kSent);
+}
+
+TEST_CASE("lease: a fenced result still lets the worker claim its next message") {
+  StoreFixture f;
+  f.Enqueue();
+  auto claimed = f.store().Claim(f.ClaimAt(1));
+  REQUIRE(claimed.ok());
+  store::AttemptResult stale = Sent(claimed->front(), f.clock().NowMs());
+  stale.version -= 1;  // as if the lease had been taken over
+  Message other = f.Enqueue();
+  auto both = f.store().CompleteAndClaimAsync(stale, f.ClaimAt(1)).get();
+  REQUIRE(both.ok());
+  CHECK_FALSE(both->recorded);
+  REQUIRE(both->claimed.size() == 1);
+  CHECK(both->claimed.front().message.id == other.id);
+}
+
+TEST_CASE("lease: an enqueue can claim its own message in the same transaction") {
+  StoreFixture f;
+  store::NewMessage nm = f.NewMessage("alice", "key-1");
+  auto stored = f.store().EnqueueAndClaim(nm, f.ClaimAt(1));
+  REQUIRE(stored.ok());
+  CHECK_FALSE(stored->replayed);
+  CHECK(stored->message.status == MessageStatus::kQueued);  // as stored, before the claim
+  REQUIRE(stored->claimed.has_value());
+  CHECK(stored->claimed->message.id == nm.id);
+  CHECK(stored->claimed->message.status == MessageStatus::kSending);
+  CHECK(stored->claimed->attempt_number == 1);
+  CHECK(f.store().Get("alice", nm.id)->status == MessageStatus::kSending);
+  CHECK(f.store().ListAttempts("alice", nm.id)->size() == 1);
+  CHECK(f.store().Claim(f.ClaimAt())->empty());  // nobody else gets it
+
+  // A replay claims nothing: the message is already someone's.
+  auto again = f.store().EnqueueAndClaim(f.NewMessage("alice", "key-1"), f.ClaimAt(1));
+  REQUIRE(again.ok());
+  CHECK(again->replayed);
+  CHECK_FALSE(again->claimed.has_value());
+}
+
 }  // namespace
 }  // namespace sendq

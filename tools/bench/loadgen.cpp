@@ -4,6 +4,11 @@
 //                    with a bearer token, closed loop, for --duration seconds or --requests
 //                    requests, after an optional --warmup that is not counted. Reports
 //                    requests/s, status counts and latency percentiles.
+//                    With --batch N the body is POST /v1/messages/batch's, N example requests,
+//                    and messages/s counts N per 2xx answer; --save-ids FILE writes every
+//                    --save-every'th accepted id, one per line, for `lookup`.
+//   lookup           GET /v1/messages/{id} for ids read from a file, in random order, closed
+//                    loop on C connections, for --requests requests. Reports latency.
 //   direct-upstream  The drain baseline: C clients POST the example request straight to a (fake)
 //                    AgentPhone's /v1/messages, each with a unique Idempotency-Key, until
 //                    --requests have been sent. Reports messages/s (2xx answers per second).
@@ -31,6 +36,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -118,6 +124,9 @@ struct LoadOptions {
   double warmup_s = 0;
   double max_seconds = 300;
   bool unique_keys = false;  // a fresh Idempotency-Key on every request
+  int batch = 0;             // >0: POST batches of this many example requests
+  std::string save_ids;      // with batch: a file for a sample of the accepted ids
+  int64_t save_every = 1000;
   // If set, every connection first GETs this path (uncounted, any status) and the clock starts
   // only once all are connected, so connection set-up is not part of the measurement.
   std::string preconnect;
@@ -129,7 +138,19 @@ struct ConnectionStats {
   std::map<int, int64_t> statuses;
   std::map<std::string, int64_t> errors;
   SteadyTime last_done{};
+  std::vector<std::string> sampled_ids;
+  int64_t ids_seen = 0;
 };
+
+// Keeps every `every`'th accepted id of a batch answer.
+void SampleIds(const std::string& body, int64_t every, ConnectionStats& s) {
+  nlohmann::json answer = nlohmann::json::parse(body, nullptr, false);
+  if (!answer.is_object() || !answer.contains("results")) return;
+  for (const nlohmann::json& item : answer["results"]) {
+    if (item.value("status", 0) != 202) continue;
+    if (s.ids_seen++ % every == 0) s.sampled_ids.push_back(item["message"]["id"]);
+  }
+}
 
 // Closed-loop load: `connections` threads each send a request, wait for the answer, repeat.
 // Requests that start during the warm-up are not counted. With a duration, a request counts if
@@ -192,6 +213,7 @@ Json RunLoad(const std::string& mode, const LoadOptions& o) {
         if (res) {
           ++s.statuses[res->status];
           s.latency_us.push_back(Micros(t0, t1));
+          if (!o.save_ids.empty() && res->status == 200) SampleIds(res->body, o.save_every, s);
         } else {
           ++s.errors[httplib::to_string(res.error())];
           // A refused or broken connection would otherwise spin; pause briefly.
@@ -262,6 +284,23 @@ Json RunLoad(const std::string& mode, const LoadOptions& o) {
   line["errors"] = error_json;
   line["latency_us"] = Percentiles(latencies);
   line["stopped_by_time_bound"] = o.requests > 0 && answered + failed < o.requests;
+  if (o.batch > 0) {
+    line["batch"] = o.batch;
+    line["messages_per_s"] = line["ok_per_s"].get<double>() * o.batch;
+  }
+  if (!o.save_ids.empty()) {
+    FILE* out = std::fopen(o.save_ids.c_str(), "w");
+    if (out == nullptr) Fail(mode, "cannot write " + o.save_ids);
+    int64_t saved = 0;
+    for (const ConnectionStats& s : stats) {
+      for (const std::string& id : s.sampled_ids) {
+        std::fprintf(out, "%s\n", id.c_str());
+        ++saved;
+      }
+    }
+    std::fclose(out);
+    line["ids_saved"] = saved;
+  }
   return line;
 }
 
@@ -345,6 +384,79 @@ Json RunLatency(const LatencyOptions& o) {
   return line;
 }
 
+struct LookupOptions {
+  std::string url;  // sendq's http://HOST:PORT
+  std::string token;
+  std::string ids_file;
+  int connections = 8;
+  int64_t requests = 20'000;
+  double max_seconds = 60;
+};
+
+Json RunLookup(const LookupOptions& o) {
+  const std::string mode = "lookup";
+  std::vector<std::string> ids;
+  if (FILE* in = std::fopen(o.ids_file.c_str(), "r")) {
+    char line[128];
+    while (std::fgets(line, sizeof line, in) != nullptr) {
+      std::string id(line);
+      while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+      if (!id.empty()) ids.push_back(id);
+    }
+    std::fclose(in);
+  }
+  if (ids.empty()) Fail(mode, "no ids in " + o.ids_file);
+  std::atomic<int64_t> issued{0};
+  std::vector<ConnectionStats> stats(static_cast<size_t>(o.connections));
+  const SteadyTime start = Now();
+  const SteadyTime deadline = start + std::chrono::duration_cast<SteadyTime::duration>(
+                                          std::chrono::duration<double>(o.max_seconds));
+  std::vector<std::thread> threads;
+  for (int c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      ConnectionStats& s = stats[static_cast<size_t>(c)];
+      std::unique_ptr<httplib::Client> client = MakeClient(o.url, 10);
+      client->set_bearer_token_auth(o.token);
+      std::mt19937_64 rng(static_cast<uint64_t>(c) * 7919 + 1);
+      std::uniform_int_distribution<size_t> pick(0, ids.size() - 1);
+      while (issued.fetch_add(1) < o.requests && Now() < deadline) {
+        const std::string& id = ids[pick(rng)];
+        const SteadyTime t0 = Now();
+        httplib::Result res = client->Get("/v1/messages/" + id);
+        const SteadyTime t1 = Now();
+        if (res) {
+          ++s.statuses[res->status];
+          s.latency_us.push_back(Micros(t0, t1));
+        } else {
+          ++s.errors[httplib::to_string(res.error())];
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<int64_t> latencies;
+  Json status_json = Json::object();
+  std::map<int, int64_t> statuses;
+  int64_t failed = 0;
+  for (ConnectionStats& s : stats) {
+    latencies.insert(latencies.end(), s.latency_us.begin(), s.latency_us.end());
+    for (const auto& [status, count] : s.statuses) statuses[status] += count;
+    for (const auto& [error, count] : s.errors) failed += count;
+  }
+  for (const auto& [status, count] : statuses) status_json[std::to_string(status)] = count;
+  Json line = Json::object();
+  line["mode"] = mode;
+  line["url"] = o.url;
+  line["connections"] = o.connections;
+  line["distinct_ids"] = ids.size();
+  line["requests"] = latencies.size() + static_cast<size_t>(failed);
+  line["seconds"] = Seconds(start, Now());
+  line["status"] = status_json;
+  line["errors"] = failed;
+  line["latency_us"] = Percentiles(latencies);
+  return line;
+}
+
 struct WaitSentOptions {
   std::string fake;
   std::string config;  // POSTed to /__fake/config first, if not empty
@@ -368,35 +480,22 @@ Json RunWaitSent(const WaitSentOptions& o) {
     const double left = o.max_seconds - Seconds(start, Now());
     if (left <= 0) break;
     const int64_t wait_ms = std::min<int64_t>(60'000, static_cast<int64_t>(left * 1000) + 1);
-    httplib::Result res = fake->Get("/__fake/sent?min_count=" + std::to_string(o.count) +
+    httplib::Result res = fake->Get("/__fake/sent?summary=1&min_count=" + std::to_string(o.count) +
                                     "&wait_ms=" + std::to_string(wait_ms));
     if (!res || res->status != 200) Fail(mode, "GET /__fake/sent failed");
     answer = nlohmann::json::parse(res->body, nullptr, false);
     if (!answer.is_object()) Fail(mode, "GET /__fake/sent: not JSON");
     count = answer.value("count", 0);
   }
-  int64_t first_ms = INT64_MAX;
-  int64_t last_ms = 0;
-  std::set<std::string> keys;
-  int64_t duplicates = 0;
-  if (answer.is_object() && answer.contains("sends")) {
-    for (const nlohmann::json& send : answer["sends"]) {
-      const int64_t at = send.value("received_at_ms", int64_t{0});
-      first_ms = std::min(first_ms, at);
-      last_ms = std::max(last_ms, at);
-      if (send["idempotency_key"].is_string() &&
-          !keys.insert(send["idempotency_key"].get<std::string>()).second) {
-        ++duplicates;
-      }
-    }
-  }
+  const int64_t first_ms = answer.value("first_received_at_ms", int64_t{0});
+  const int64_t last_ms = answer.value("last_received_at_ms", int64_t{0});
   const double span_s = count > 1 ? static_cast<double>(last_ms - first_ms) / 1000.0 : 0.0;
   const double since_start_s = count > 0 ? static_cast<double>(last_ms - start_ms) / 1000.0 : 0.0;
   Json line = Json::object();
   line["mode"] = mode;
   line["count"] = count;
   line["expected"] = o.count;
-  line["duplicates"] = duplicates;
+  line["duplicates"] = answer.value("repeated_keys", int64_t{0});
   line["first_to_last_s"] = span_s;
   line["messages_per_s"] = span_s > 0 ? static_cast<double>(count - 1) / span_s : 0.0;
   line["release_to_last_s"] = since_start_s;
@@ -435,6 +534,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   post_cmd->add_flag("--unique-keys", post.unique_keys, "a fresh Idempotency-Key per request");
+  post_cmd->add_option("--batch", post.batch, "POST batches of this many example requests")
+      ->check(CLI::Range(1, 500));
+  post_cmd->add_option("--save-ids", post.save_ids, "with --batch: file for sampled accepted ids");
+  post_cmd->add_option("--save-every", post.save_every, "keep every N'th accepted id")
+      ->check(CLI::Range(1LL, 1'000'000LL))
+      ->capture_default_str();
   post_cmd->add_option("--preconnect", post.preconnect,
                        "GET this path on every connection before the clock starts");
 
@@ -480,6 +585,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
 
+  LookupOptions lookup;
+  CLI::App* lookup_cmd = app.add_subcommand("lookup", "GET messages by id, in random order");
+  lookup_cmd->add_option("--url", lookup.url, "sendq's http://HOST:PORT")->required();
+  lookup_cmd->add_option("--token", lookup.token, "producer token")->required();
+  lookup_cmd->add_option("--ids", lookup.ids_file, "file with one id per line")->required();
+  lookup_cmd->add_option("--connections", lookup.connections)
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  lookup_cmd->add_option("--requests", lookup.requests)
+      ->check(CLI::Range(1LL, 10'000'000LL))
+      ->capture_default_str();
+  lookup_cmd->add_option("--max-seconds", lookup.max_seconds)
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
   WaitSentOptions wait;
   CLI::App* wait_cmd =
       app.add_subcommand("wait-sent", "release the fake (optional) and time a backlog's drain");
@@ -494,10 +614,18 @@ int main(int argc, char** argv) {
 
   Json line;
   if (post_cmd->parsed()) {
+    if (post.batch > 0) {
+      nlohmann::json messages = nlohmann::json::array();
+      const nlohmann::json example = nlohmann::json::parse(kExampleBody);
+      for (int i = 0; i < post.batch; ++i) messages.push_back(example);
+      post.body = nlohmann::json({{"messages", messages}}).dump();
+    }
     line = RunLoad("post", post);
   } else if (direct_cmd->parsed()) {
     line = RunLoad("direct-upstream", direct);
     line["messages_per_s"] = line["ok_per_s"];
+  } else if (lookup_cmd->parsed()) {
+    line = RunLookup(lookup);
   } else if (latency_cmd->parsed()) {
     line = RunLatency(latency);
   } else {

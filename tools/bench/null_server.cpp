@@ -1,8 +1,9 @@
 // bench-null-server: the HTTP half of sendq's enqueue, without the queue.
 //
 // It serves POST /v1/messages with the same HTTP stack and settings as sendq's API (see
-// src/api/server.cpp: a ThreadPool of --http-threads, TCP_NODELAY, the same payload limit,
-// timeouts and keep-alive count, the body read through a ContentReader). Each request has its
+// src/http/http_server.h: the same http::Server with its growing ConnectionPool, TCP_NODELAY,
+// payload limit, timeouts, keep-alive count and listen backlog, the body read through a
+// ContentReader). Each request has its
 // bearer token checked and its body parsed with nlohmann::json, and gets a 202 with a record of
 // the same fields and about the same size as sendq's. Nothing is validated, stored or sent, so
 // its rate is the ceiling that sendq's durable enqueue is compared with.
@@ -24,6 +25,7 @@
 #include <thread>
 
 #include "api/server.h"
+#include "http/http_server.h"
 #include "util/clock.h"
 #include "util/process.h"
 #include "util/time_format.h"
@@ -89,7 +91,7 @@ int main(int argc, char** argv) {
   int http_threads = 64;
   app.add_option("--listen", listen, "HOST:PORT; port 0 picks a free port")->capture_default_str();
   app.add_option("--token", token, "The producer token expected after 'Bearer '")->required();
-  app.add_option("--http-threads", http_threads, "Connections served at once")
+  app.add_option("--http-threads", http_threads, "HTTP threads kept ready")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -105,13 +107,10 @@ int main(int argc, char** argv) {
   const sigset_t stop_signals = sendq::BlockStopSignals();
 
   // The settings of sendq::api::ApiServer's constructor.
-  httplib::Server http;
-  http.new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
-  http.set_tcp_nodelay(true);
-  http.set_payload_max_length(sendq::api::kMaxRequestBytes);
-  http.set_read_timeout(10, 0);
-  http.set_write_timeout(10, 0);
-  http.set_keep_alive_max_count(10'000);
+  sendq::http::Settings settings;
+  settings.ready_threads = http_threads;
+  settings.payload_max_length = sendq::api::kMaxBatchRequestBytes;
+  sendq::http::Server http(settings);
 
   std::atomic<uint64_t> accepted{0};
   http.Post("/v1/messages", [&](const httplib::Request& req, httplib::Response& res,
@@ -151,7 +150,7 @@ int main(int argc, char** argv) {
   } else if (!http.bind_to_port(host, port)) {
     port = -1;
   }
-  if (port < 0) {
+  if (port < 0 || !http.RaiseListenBacklog().ok()) {
     std::fprintf(stderr, "{\"event\":\"start_failed\",\"listen\":\"%s\"}\n", listen.c_str());
     return 1;
   }

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -262,6 +263,10 @@ Status ApplyFaultConfigJson(const json& patch, FaultConfig* config) {
 // call accept() on a number that was closed and reused.
 class FakeAgentPhone::Server : public httplib::Server {
  public:
+  // The library listens with a backlog of 5: a burst of connects would see SYNs dropped and
+  // retried a second later, a delay no real AgentPhone adds.
+  bool RaiseListenBacklog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
+
   void StopListening() {
     socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
     if (sock != INVALID_SOCKET) {
@@ -307,6 +312,9 @@ Result<int> FakeAgentPhone::Start() {
   Server& server = *server_;
   // Latency is what the fake is for; Nagle's algorithm would add its own.
   server.set_tcp_nodelay(true);
+  // The library's default closes a connection after 5 requests; a real API keeps it far
+  // longer, and reconnecting every few sends would make the fake the bottleneck it is not.
+  server.set_keep_alive_max_count(10'000);
   const size_t threads = static_cast<size_t>(std::max(1, options_.threads));
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 
@@ -352,6 +360,8 @@ Result<int> FakeAgentPhone::Start() {
   } else if (!server.bind_to_port(options_.host, port)) {
     return Status::IOError("cannot bind " + options_.host + ":" + std::to_string(port));
   }
+  if (!server.RaiseListenBacklog())
+    return Status::IOError("listen: " + std::string(strerror(errno)));
   port_ = port;
   return port;
 }
@@ -377,6 +387,18 @@ void FakeAgentPhone::Stop() {
 }
 
 void FakeAgentPhone::HandleSend(const httplib::Request& req, httplib::Response& res) {
+  // Counts this request as in flight until it is answered, whichever way.
+  struct InFlight {
+    explicit InFlight(FakeAgentPhone* fake) : fake_(fake) {
+      std::lock_guard<std::mutex> lock(fake_->mu_);
+      fake_->max_in_flight_ = std::max(fake_->max_in_flight_, ++fake_->in_flight_);
+    }
+    ~InFlight() {
+      std::lock_guard<std::mutex> lock(fake_->mu_);
+      --fake_->in_flight_;
+    }
+    FakeAgentPhone* fake_;
+  } in_flight(this);
   const std::string key = req.get_header_value("Idempotency-Key");
   json parsed = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   json recorded_body = parsed.is_discarded() ? json(req.body) : parsed;
@@ -536,9 +558,29 @@ void FakeAgentPhone::HandleList(const httplib::Request& req, httplib::Response& 
   clock_->WaitUntil(cv_, lock, deadline, [&] {
     return stopping_ || static_cast<int64_t>(entries.size()) >= *min_count;
   });
-  json list = json::array();
-  for (const json& entry : entries) list.push_back(entry);
-  json body = {{"count", list.size()}, {"sends", std::move(list)}};
+  json body;
+  if (req.get_param_value("summary") == "1") {
+    // For backlogs too large to list: the count, the arrival span and the repeated keys.
+    std::unordered_set<std::string> keys;
+    int64_t repeated_keys = 0;
+    TimeMs first = 0, last = 0;
+    for (const json& entry : entries) {
+      const TimeMs at = entry["received_at_ms"].get<TimeMs>();
+      first = first == 0 ? at : std::min(first, at);
+      last = std::max(last, at);
+      const json& key = entry["idempotency_key"];
+      if (key.is_string() && !keys.insert(key.get<std::string>()).second) ++repeated_keys;
+    }
+    body = {{"count", entries.size()},
+            {"first_received_at_ms", first},
+            {"last_received_at_ms", last},
+            {"repeated_keys", repeated_keys}};
+  } else {
+    json list = json::array();
+    for (const json& entry : entries) list.push_back(entry);
+    body = {{"count", list.size()}, {"sends", std::move(list)}};
+  }
+  body["max_in_flight"] = max_in_flight_;
   lock.unlock();
   SetJson(res, 200, body);
 }
@@ -568,6 +610,7 @@ void FakeAgentPhone::HandleReset(const httplib::Request&, httplib::Response& res
     received_base_ += received_.size();
     received_.clear();
     sends_.clear();
+    max_in_flight_ = in_flight_;
     attempts_by_key_.clear();
   }
   SetJson(res, 200, {{"reset", true}});

@@ -12,6 +12,10 @@
 //   GET  /__fake/sent       {"count": N, "sends": [{"idempotency_key", "id", "body",
 //                           "received_at_ms"}, ...]}: the accepted sends, oldest first.
 //                           ?min_count=N&wait_ms=M waits (up to 60 s) for N of them.
+//                           Both answers hold "max_in_flight": the most Send Message
+//                           requests served at once since the start or the last reset.
+//                           &summary=1 answers {"count", "first_received_at_ms",
+//                           "last_received_at_ms", "repeated_keys"} instead of the list.
 //   GET  /__fake/received   the same shape (the list is also under "sends"), over every
 //                           POST /v1/messages that arrived, whatever its outcome. Each entry
 //                           also has "status": null while in flight, 0 when dropped. An
@@ -151,6 +155,8 @@ class FakeAgentPhone {
   // Entries: {"idempotency_key","id","status","body","received_at_ms"}.
   std::deque<nlohmann::json> received_;  // GUARDED_BY(mu_)
   uint64_t received_base_ = 0;           // GUARDED_BY(mu_)
+  int in_flight_ = 0;                    // GUARDED_BY(mu_): Send Message requests being served
+  int max_in_flight_ = 0;                // GUARDED_BY(mu_): the most at once since the reset
   // Entries: {"idempotency_key","id","body","received_at_ms"}.
   std::deque<nlohmann::json> sends_;  // GUARDED_BY(mu_)
 

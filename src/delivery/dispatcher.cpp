@@ -13,6 +13,9 @@ namespace {
 // With nothing due, the dispatcher still wakes this often. Purely defensive: every event that
 // can make work due wakes it directly.
 constexpr DurationMs kMaxIdleWait = 3'600'000;
+// How often claims made along with results (one per message sent) look for expired messages
+// and leases; the dispatcher's own claims always do.
+constexpr DurationMs kHousekeepingInterval = 100;
 // After a store error, wait this long before claiming again.
 constexpr DurationMs kStoreErrorBackoff = 1000;
 
@@ -114,6 +117,12 @@ store::ClaimOptions Dispatcher::ClaimOptionsAt(TimeMs now, int limit) const {
   return o;
 }
 
+bool Dispatcher::TakeHousekeepingTurn(TimeMs now) {
+  TimeMs last = last_housekeeping_.load(std::memory_order_relaxed);
+  return now - last >= kHousekeepingInterval &&
+         last_housekeeping_.compare_exchange_strong(last, now);
+}
+
 TimeMs Dispatcher::EffectiveWakeAtLocked() const {
   if (circuit_->paused()) return std::max(next_wake_at_, circuit_->next_probe_at());
   return next_wake_at_;
@@ -152,6 +161,7 @@ void Dispatcher::DispatchLoop() {
     }
     const uint64_t generation = wake_generation_;
     lock.unlock();
+    last_housekeeping_.store(now, std::memory_order_relaxed);  // this claim does it
     Result<std::vector<store::ClaimedMessage>> claimed = store_->Claim(ClaimOptionsAt(now, limit));
     std::optional<TimeMs> next_due;
     bool store_failed = !claimed.ok();
@@ -268,8 +278,10 @@ void Dispatcher::ServeChain(UpstreamClient& client, Job first, std::mt19937_64& 
       const int in_hand = static_cast<int>(held.size());
       claim = busy_workers >= options_.workers ? std::max(0, 2 - in_hand) : (in_hand == 0 ? 1 : 0);
     }
-    next.outcome =
-        store_->CompleteAndClaimAsync(next.result, ClaimOptionsAt(clock_->NowMs(), claim));
+    const TimeMs now = clock_->NowMs();
+    store::ClaimOptions claim_options = ClaimOptionsAt(now, claim);
+    claim_options.housekeeping = TakeHousekeepingTurn(now);
+    next.outcome = store_->CompleteAndClaimAsync(next.result, claim_options);
     recording = std::move(next);
   }
 }

@@ -9,6 +9,7 @@
 // Thread-safety: WakeUp and Stop may be called from any thread. Start once, Stop once.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -88,6 +89,9 @@ class Dispatcher {
   // Counts a finished job and tells the dispatcher what it needs to know.
   void JobDone(std::optional<TimeMs> due_again);
   store::ClaimOptions ClaimOptionsAt(TimeMs now, int limit) const;
+  // Whether a claim made along with a result at `now` should do the housekeeping (at most one
+  // every kHousekeepingInterval).
+  bool TakeHousekeepingTurn(TimeMs now);
   // The time from which claiming makes sense. REQUIRES: mu_ held.
   TimeMs EffectiveWakeAtLocked() const;
 
@@ -110,6 +114,8 @@ class Dispatcher {
   uint64_t completions_ = 0;             // GUARDED_BY(mu_): bumped when a job is done
   bool stopping_ = false;                // GUARDED_BY(mu_)
   int running_threads_ = 0;              // GUARDED_BY(mu_)
+
+  std::atomic<TimeMs> last_housekeeping_{0};  // when a claim last did the housekeeping
 
   std::thread dispatcher_thread_;
   std::vector<std::thread> worker_threads_;

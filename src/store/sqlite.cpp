@@ -137,6 +137,14 @@ Status Db::Exec(const char* sql) {
   return SqliteStatus(db_, rc, "exec");
 }
 
+Status Db::RunCached(const char* sql) {
+  Result<Stmt*> stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  Status st = (*stmt)->Run();
+  (*stmt)->Reset();
+  return st;
+}
+
 Result<Stmt*> Db::Prepare(const char* sql) {
   auto it = cache_.find(std::string_view(sql));
   if (it != cache_.end()) {

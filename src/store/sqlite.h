@@ -59,6 +59,8 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
+  // Prepare(sql) and run it to completion: for a statement without results that is run often.
+  Status RunCached(const char* sql);
   Status Exec(const char* sql);
   // A cached prepared statement, reset and ready. It stays owned by the Db.
   Result<Stmt*> Prepare(const char* sql);

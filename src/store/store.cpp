@@ -510,14 +510,16 @@ class SqliteStore final : public Store {
 
   // Claim(), on the writer.
   static Result<std::vector<ClaimedMessage>> ClaimDue(Db& db, const ClaimOptions& o) {
-    Status st = ExpireQueued(db, o.now);
-    if (st.ok()) st = RecoverExpiredLeases(db, o);
-    if (!st.ok()) return st;
+    if (o.housekeeping) {
+      Status st = ExpireQueued(db, o.now);
+      if (st.ok()) st = RecoverExpiredLeases(db, o);
+      if (!st.ok()) return st;
+    }
     Result<Stmt*> claim = db.Prepare(
         "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
         "attempt_count = attempt_count + 1, updated_at = ?1 "
         "WHERE id IN (SELECT id FROM messages INDEXED BY messages_due "
-        "WHERE status = 0 AND next_attempt_at <= ?1 "
+        "WHERE status = 0 AND next_attempt_at <= ?1 AND expires_at > ?1 "
         "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
     if (!claim.ok()) return claim.status();
     (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, static_cast<int64_t>(o.limit));

@@ -38,6 +38,9 @@ struct ClaimOptions {
   DurationMs lease = 60'000;
   int max_attempts = 12;
   bool fail_unknown = false;  // --on-unknown=fail
+  // First fail queued messages whose validity ran out and recover expired leases. A claim
+  // that follows another closely may skip it: both only look for deadlines that have passed.
+  bool housekeeping = true;
 };
 
 // A message the caller now holds a lease on. message.version is the fencing token.
@@ -118,8 +121,9 @@ class Store {
                                 TimeMs expires_at) = 0;
 
   // In one transaction: fails queued messages whose validity ran out, recovers `sending`
-  // messages whose lease expired (their open attempt becomes `unknown`), then leases up to
-  // `limit` due messages and writes an attempt row for each.
+  // messages whose lease expired (their open attempt becomes `unknown`) -- unless
+  // options.housekeeping is false -- then leases up to `limit` due messages and writes an
+  // attempt row for each.
   virtual Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& options) = 0;
   // Records the attempt and the message's new state, unless the lease was taken over since
   // (the version moved on): then nothing is written and the answer is false.

@@ -221,5 +221,21 @@ TEST_CASE("lease: an enqueue can claim its own message in the same transaction")
   CHECK_FALSE(again->claimed.has_value());
 }
 
+TEST_CASE("lease: a claim without housekeeping still never takes an expired message") {
+  StoreFixture f;
+  store::NewMessage nm = f.NewMessage();
+  nm.expires_at = f.clock().NowMs() + 1000;
+  REQUIRE(f.store().Enqueue(nm).ok());
+  f.clock().Advance(1000);
+  store::ClaimOptions quick = f.ClaimAt();
+  quick.housekeeping = false;
+  auto claimed = f.store().Claim(quick);
+  REQUIRE(claimed.ok());
+  CHECK(claimed->empty());
+  CHECK(f.store().Get("alice", nm.id)->status == MessageStatus::kQueued);  // not failed yet
+  REQUIRE(f.store().Claim(f.ClaimAt()).ok());                              // with housekeeping
+  CHECK(f.store().Get("alice", nm.id)->status == MessageStatus::kFailed);
+}
+
 }  // namespace
 }  // namespace sendq

@@ -101,7 +101,8 @@ std::optional<std::string> Stmt::OptText(int column) const {
   return Text(column);
 }
 
-Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool synchronous_full) {
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool synchronous_full,
+                                     int cache_kib) {
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,
@@ -118,8 +119,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool synchronous_f
   sqlite3_busy_timeout(raw, 5000);
   const std::string pragmas = fmt::format(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON; "
-      "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000;",
-      synchronous_full ? "FULL" : "NORMAL");
+      "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-{};",
+      synchronous_full ? "FULL" : "NORMAL", cache_kib);
   Status st = db->Exec(pragmas.c_str());
   if (!st.ok()) return st;
   return db;

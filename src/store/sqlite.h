@@ -51,10 +51,18 @@ class Stmt {
   Status bind_error_;
 };
 
+// Page cache sizes. The writer's pages are hot (the queue's indexes, the newest rows); a reader
+// looks up scattered rows, which the OS's page cache keeps anyway, and there is a reader per
+// concurrent request, so a small cache each keeps memory bounded however deep the backlog.
+inline constexpr int kWriterCacheKib = 16'000;
+inline constexpr int kReaderCacheKib = 2'000;
+
 class Db {
  public:
   // Opens (creating if needed) the database at `path` with the pragmas sendq relies on.
-  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool synchronous_full);
+  // `cache_kib`: the connection's page cache, in KiB.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool synchronous_full,
+                                          int cache_kib = kWriterCacheKib);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;

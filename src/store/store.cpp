@@ -140,7 +140,7 @@ class ReaderPool {
         return Lease(this, std::move(db));
       }
     }
-    Result<std::unique_ptr<Db>> db = Db::Open(path_, synchronous_full_);
+    Result<std::unique_ptr<Db>> db = Db::Open(path_, synchronous_full_, kReaderCacheKib);
     if (!db.ok()) return db.status();
     return Lease(this, std::move(*db));
   }

@@ -314,6 +314,7 @@ void ApiServer::HandleEnqueueBatch(const httplib::Request& req, httplib::Respons
   }
 
   Json results = Json::array();
+  std::vector<std::string> enqueued_ids;
   int accepted = 0, replayed = 0, rejected = 0;
   for (size_t i = 0; i < batch.items.size(); ++i) {
     const BatchItem& item = batch.items[i];
@@ -336,14 +337,18 @@ void ApiServer::HandleEnqueueBatch(const httplib::Request& req, httplib::Respons
       ++accepted;
       entry["status"] = 202;
       entry["message"] = MessageRecord(r->message, item.validated.request);
-      log::Info("message_enqueued",
-                {{"message_id", r->message.id}, {"producer", producer}, {"batch_index", i}});
+      enqueued_ids.push_back(r->message.id);
     }
     results.push_back(std::move(entry));
   }
   if (accepted > 0) {
     deps_.metrics->CountEnqueued(accepted);
     deps_.dispatcher->WakeUp();
+    // One line for the batch, with every new id in item order: as traceable as a line per
+    // message, at a fraction of the cost.
+    log::Info(
+        "batch_enqueued",
+        {{"producer", producer}, {"accepted", accepted}, {"message_ids", std::move(enqueued_ids)}});
   }
   SendJson(res, 200,
            {{"accepted", accepted},

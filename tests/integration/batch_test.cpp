@@ -55,6 +55,13 @@ TEST_CASE("batch: each item gets its own answer, and the accepted ones are deliv
 
   const std::string first = results[0]["message"]["id"];
   const std::string third = results[2]["message"]["id"];
+  // One log line for the batch names every new message.
+  std::optional<std::string> logged = s.sendq->process().WaitForLine(
+      Stream::kStderr,
+      [](const std::string& l) { return l.find("batch_enqueued") != std::string::npos; }, 10'000);
+  REQUIRE(logged.has_value());
+  CHECK(logged->find(first) != std::string::npos);
+  CHECK(logged->find(third) != std::string::npos);
   CHECK(WaitFinal(*s.sendq, first).at("status") == "sent");
   CHECK(WaitFinal(*s.sendq, third).at("status") == "sent");
   const json sent = s.upstream->Sent(2, 10'000);

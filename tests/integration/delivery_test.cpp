@@ -130,7 +130,9 @@ TEST_CASE("delivery: upstream down, messages stay queued uncharged, then all are
   nlohmann::json attempts = WaitAttempts(*s.sendq, ids[0], 1);
   CHECK(attempts[0].at("charged") == false);
   nlohmann::json record = s.sendq->Get("/v1/messages/" + ids[0]).json;
-  CHECK(record.at("status") == "queued");
+  // Queued, or in a probe that is under way (the probe interval here is 20 ms); never failed.
+  const std::string status = record.at("status");
+  CHECK((status == "queued" || status == "sending"));
   CHECK(record.at("attempts") == 0);
   HttpResult ready = Request("GET", "127.0.0.1", s.sendq->port(), "/readyz");
   CHECK(ready.status == 503);
@@ -155,7 +157,8 @@ TEST_CASE("delivery: 401 pauses the upstream, fails nothing, and resumes by itse
   CHECK(attempts[0].at("http_status") == 401);
   CHECK(attempts[0].at("charged") == false);
   nlohmann::json record = s.sendq->Get("/v1/messages/" + id).json;
-  CHECK(record.at("status") == "queued");
+  const std::string status = record.at("status");
+  CHECK((status == "queued" || status == "sending"));  // a probe may be under way
   CHECK(record.at("attempts") == 0);
   HttpResult ready = Request("GET", "127.0.0.1", s.sendq->port(), "/readyz");
   CHECK(ready.status == 503);

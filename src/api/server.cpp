@@ -61,46 +61,25 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// The Content-Length the client declared, or 0.
-uint64_t DeclaredLength(const httplib::Request& req) {
-  const std::string text = req.get_header_value("Content-Length");
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return 0;
-    if (value > (UINT64_MAX - 9) / 10) return UINT64_MAX;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return value;
-}
-
-// Reads a POST body of at most `max_bytes` through `reader`, so that a chunked body (which the
-// library does not limit) is refused as soon as it passes the limit instead of being buffered.
-// On failure the error answer is set and the result is nullopt.
+// Reads a POST body of at most `max_bytes` (see http::ReadBody). On failure the error answer
+// is set and the result is nullopt.
 std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
                                     const httplib::ContentReader& reader, size_t max_bytes) {
   std::string body;
-  bool too_large = false;
-  const bool complete = reader([&](const char* data, size_t length) {
-    if (body.size() + length > max_bytes) {
-      too_large = true;
-      return false;
-    }
-    body.append(data, length);
-    return true;
-  });
-  // The library refuses a declared Content-Length over its own limit without reading.
-  if (!complete && DeclaredLength(req) > max_bytes) too_large = true;
-  if (too_large) {
-    res.set_header("Connection", "close");
-    SendError(res, 413, "payload_too_large", fmt::format("request body over {} bytes", max_bytes));
-    return std::nullopt;
+  switch (http::ReadBody(req, reader, max_bytes, &body)) {
+    case http::BodyRead::kComplete:
+      return body;
+    case http::BodyRead::kTooLarge:
+      res.set_header("Connection", "close");
+      SendError(res, 413, "payload_too_large",
+                fmt::format("request body over {} bytes", max_bytes));
+      return std::nullopt;
+    case http::BodyRead::kIncomplete:
+      break;
   }
-  if (!complete) {
-    res.set_header("Connection", "close");
-    SendError(res, 400, "bad_request", "the request body could not be read in full");
-    return std::nullopt;
-  }
-  return body;
+  res.set_header("Connection", "close");
+  SendError(res, 400, "bad_request", "the request body could not be read in full");
+  return std::nullopt;
 }
 
 std::optional<std::string> StringField(const nlohmann::json& request, const char* key) {
@@ -239,15 +218,11 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
 
   // With a worker idle, the claim shares the enqueue's commit and the worker starts at once.
   const store::NewMessage nm = NewMessageFor(producer, idempotency_key, validated.request);
-  Result<store::EnqueueResult> result = Status::Internal("not stored");
-  bool handed_off = false;
-  if (std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker()) {
-    result = deps_.store->EnqueueAndClaim(nm, *claim);
-    handed_off = result.ok() && result->claimed.has_value();
-    deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
-  } else {
-    result = deps_.store->Enqueue(nm);
-  }
+  const std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker();
+  Result<store::EnqueueResult> result =
+      claim ? deps_.store->EnqueueAndClaim(nm, *claim) : deps_.store->Enqueue(nm);
+  const bool handed_off = claim && result.ok() && result->claimed.has_value();
+  if (claim) deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
   if (!result.ok()) {
     if (result.status().IsConflict()) {
       return SendError(res, 409, "idempotency_key_reused", result.status().message());

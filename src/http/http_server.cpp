@@ -3,10 +3,43 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
 namespace sendq::http {
+
+namespace {
+
+// The Content-Length the client declared, or 0.
+uint64_t DeclaredLength(const httplib::Request& req) {
+  const std::string text = req.get_header_value("Content-Length");
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return 0;
+    if (value > (UINT64_MAX - 9) / 10) return UINT64_MAX;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
+}  // namespace
+
+BodyRead ReadBody(const httplib::Request& req, const httplib::ContentReader& reader,
+                  size_t max_bytes, std::string* body) {
+  bool too_large = false;
+  const bool complete = reader([&](const char* data, size_t length) {
+    if (body->size() + length > max_bytes) {
+      too_large = true;
+      return false;
+    }
+    body->append(data, length);
+    return true;
+  });
+  // The library refuses a declared Content-Length over its own limit without reading.
+  if (too_large || (!complete && DeclaredLength(req) > max_bytes)) return BodyRead::kTooLarge;
+  return complete ? BodyRead::kComplete : BodyRead::kIncomplete;
+}
 
 ConnectionPool::ConnectionPool(int ready_threads, int max_threads)
     : max_threads_(static_cast<size_t>(std::max(max_threads, std::max(ready_threads, 1)))) {

@@ -1,4 +1,5 @@
-// The HTTP server settings sendq's API and the benchmark's null server share.
+// The HTTP server settings and body reading that sendq's API and the benchmark's null server
+// share.
 //
 // cpp-httplib serves each connection on one pool thread for the connection's whole life, and
 // its own ThreadPool has a fixed size: once that many connections are open (idle keep-alive
@@ -18,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -51,6 +53,16 @@ class ConnectionPool final : public httplib::TaskQueue {
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::vector<std::thread> threads_;  // GUARDED_BY(mu_)
 };
+
+// How reading a request body through a ContentReader ended.
+enum class BodyRead { kComplete, kTooLarge, kIncomplete };
+
+// Reads the body of `req` into `*body`, stopping as soon as it would pass `max_bytes`, so that
+// a chunked body (which the library does not limit) is refused early instead of buffered. A
+// body whose declared Content-Length is over the limit is kTooLarge even when the library
+// refused it before reading.
+BodyRead ReadBody(const httplib::Request& req, const httplib::ContentReader& reader,
+                  size_t max_bytes, std::string* body);
 
 struct Settings {
   int ready_threads = 64;      // threads kept for connections

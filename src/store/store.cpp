@@ -27,6 +27,12 @@ namespace {
   "provider_message_id, channel, from_number, sent_to_number, conversation_id, "    \
   "reply_parent_unresolved, upstream_response, attempt_count"
 
+// The start of every claim: an UPDATE that leases the rows its WHERE clause picks (?1 the time,
+// ?2 the lease end, both bound by Lease()). Callers add the WHERE clause and RETURNING.
+#define SENDQ_LEASE_UPDATE                                                    \
+  "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, " \
+  "attempt_count = attempt_count + 1, updated_at = ?1 "
+
 Message ReadMessage(const Stmt& s) {
   Message m;
   m.id = s.Text(0);
@@ -200,7 +206,7 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
             "this Idempotency-Key was already used with a different request body; use a "
             "new key for a new message");
       }
-      return EnqueueResult{std::move(earlier), true};
+      return EnqueueResult{std::move(earlier), true, std::nullopt};
     }
   }
   const TimeMs created_at = MessageIdTime(nm.id);
@@ -231,7 +237,7 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   m.version = 1;
   m.created_at = m.updated_at = m.next_attempt_at = created_at;
   m.expires_at = nm.expires_at;
-  return EnqueueResult{std::move(m), false};
+  return EnqueueResult{std::move(m), false, std::nullopt};
 }
 
 Status NotFound(const std::string& id) {
@@ -256,12 +262,10 @@ class SqliteStore final : public Store {
       Result<EnqueueResult> stored = InsertOrReplay(db, nm);
       if (!stored.ok() || stored->replayed) return stored;
       Result<Stmt*> claim = db.Prepare(
-          "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
-          "attempt_count = attempt_count + 1, updated_at = ?1 "
-          "WHERE id = ?3 AND status = 0 RETURNING " SENDQ_MESSAGE_COLUMNS);
+          SENDQ_LEASE_UPDATE "WHERE id = ?3 AND status = 0 RETURNING " SENDQ_MESSAGE_COLUMNS);
       if (!claim.ok()) return claim.status();
-      (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, nm.id);
-      Result<std::vector<ClaimedMessage>> claimed = Lease(db, **claim, o.now);
+      (*claim)->Bind(3, nm.id);
+      Result<std::vector<ClaimedMessage>> claimed = Lease(db, **claim, o);
       if (!claimed.ok()) return claimed.status();
       if (!claimed->empty()) stored->claimed = std::move(claimed->front());
       return stored;
@@ -515,20 +519,20 @@ class SqliteStore final : public Store {
       if (st.ok()) st = RecoverExpiredLeases(db, o);
       if (!st.ok()) return st;
     }
-    Result<Stmt*> claim = db.Prepare(
-        "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, "
-        "attempt_count = attempt_count + 1, updated_at = ?1 "
-        "WHERE id IN (SELECT id FROM messages INDEXED BY messages_due "
-        "WHERE status = 0 AND next_attempt_at <= ?1 AND expires_at > ?1 "
-        "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
+    Result<Stmt*> claim =
+        db.Prepare(SENDQ_LEASE_UPDATE
+                   "WHERE id IN (SELECT id FROM messages INDEXED BY messages_due "
+                   "WHERE status = 0 AND next_attempt_at <= ?1 AND expires_at > ?1 "
+                   "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
     if (!claim.ok()) return claim.status();
-    (*claim)->Bind(1, o.now).Bind(2, o.now + o.lease).Bind(3, static_cast<int64_t>(o.limit));
-    return Lease(db, **claim, o.now);
+    (*claim)->Bind(3, static_cast<int64_t>(o.limit));
+    return Lease(db, **claim, o);
   }
 
-  // Runs `claim`, an UPDATE that moves messages to `sending` and returns their rows, and
-  // writes the open attempt row of each.
-  static Result<std::vector<ClaimedMessage>> Lease(Db& db, Stmt& claim, TimeMs now) {
+  // Runs `claim`, a SENDQ_LEASE_UPDATE with its own parameters (from ?3) bound, leasing the
+  // rows until o.now + o.lease, and writes the open attempt row of each.
+  static Result<std::vector<ClaimedMessage>> Lease(Db& db, Stmt& claim, const ClaimOptions& o) {
+    claim.Bind(1, o.now).Bind(2, o.now + o.lease);
     std::vector<ClaimedMessage> out;
     for (;;) {
       Result<bool> row = claim.Step();
@@ -541,7 +545,7 @@ class SqliteStore final : public Store {
     if (!insert.ok()) return insert.status();
     for (const ClaimedMessage& c : out) {
       (*insert)->Reset();
-      (*insert)->Bind(1, c.message.id).Bind(2, c.attempt_number).Bind(3, now);
+      (*insert)->Bind(1, c.message.id).Bind(2, c.attempt_number).Bind(3, o.now);
       if (Status ins = (*insert)->Run(); !ins.ok()) return ins;
     }
     return out;

@@ -63,6 +63,15 @@ class ScriptedUpstream {
   std::vector<int> statuses_;
 };
 
+// Spins (bounded, in real time) until `dispatcher` has finished at least `n` jobs: the jobs run
+// on its own threads, with nothing to wait on from outside.
+void WaitForCompletions(Dispatcher& dispatcher, uint64_t n) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (dispatcher.TEST_Completions() < n && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+}
+
 // The real store, with one-shot hooks: one runs after NextWakeAt has read the database and
 // before it answers (a window in which the test can make other threads act), one after Claim.
 class StoreWithHooks : public store::Store {
@@ -153,17 +162,11 @@ TEST_CASE("dispatcher: a retry rescheduled while the dispatcher reads the store 
   // worker reschedules the message for 1 s later. The stale answer must not hide that retry.
   store.after_next_wake_read = [&] {
     upstream.ReleaseFirstCall();
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (dispatcher.TEST_Completions() < 1 && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::yield();
-    }
+    WaitForCompletions(dispatcher, 1);
   };
   dispatcher.WakeUp();
   REQUIRE(upstream.WaitForCalls(1));
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (dispatcher.TEST_Completions() < 1 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::yield();
-  }
+  WaitForCompletions(dispatcher, 1);
   REQUIRE(dispatcher.TEST_Completions() == 1);
   f.clock().Advance(1000);
   CHECK(upstream.WaitForCalls(2));
@@ -193,10 +196,7 @@ TEST_CASE("dispatcher: a claim whose lease could run out during the send goes ba
   dispatcher.Start();
   dispatcher.WakeUp();
   REQUIRE(upstream.WaitForCalls(1));
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (dispatcher.TEST_Completions() < 2 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::yield();
-  }
+  WaitForCompletions(dispatcher, 2);
   CHECK(dispatcher.TEST_Completions() == 2);  // put back, then sent under a fresh lease
   CHECK(dispatcher.Stop(f.clock().NowMs() + 10'000) == 0);
   auto got = f.store().Get("alice", m.id);

@@ -152,6 +152,39 @@ void SampleIds(const std::string& body, int64_t every, ConnectionStats& s) {
   }
 }
 
+// Every connection's counts together.
+struct Totals {
+  std::vector<int64_t> latency_us;
+  int64_t answered = 0;               // requests with an HTTP answer
+  int64_t ok = 0;                     // of those, 2xx
+  int64_t failed = 0;                 // requests without an answer
+  Json status_json = Json::object();  // answers by status
+  Json error_json = Json::object();   // failures by error
+  SteadyTime last_done{};
+};
+
+Totals Combine(const std::vector<ConnectionStats>& stats) {
+  Totals t;
+  std::map<int, int64_t> statuses;
+  std::map<std::string, int64_t> errors;
+  for (const ConnectionStats& s : stats) {
+    t.latency_us.insert(t.latency_us.end(), s.latency_us.begin(), s.latency_us.end());
+    for (const auto& [status, count] : s.statuses) statuses[status] += count;
+    for (const auto& [error, count] : s.errors) errors[error] += count;
+    t.last_done = std::max(t.last_done, s.last_done);
+  }
+  for (const auto& [status, count] : statuses) {
+    t.answered += count;
+    if (status >= 200 && status < 300) t.ok += count;
+    t.status_json[std::to_string(status)] = count;
+  }
+  for (const auto& [error, count] : errors) {
+    t.failed += count;
+    t.error_json[error] = count;
+  }
+  return t;
+}
+
 // Closed-loop load: `connections` threads each send a request, wait for the answer, repeat.
 // Requests that start during the warm-up are not counted. With a duration, a request counts if
 // it starts and is answered inside the measuring window; with a count, the first `requests`
@@ -241,30 +274,11 @@ Json RunLoad(const std::string& mode, const LoadOptions& o) {
   hard_stop = true;
   watchdog.join();
 
-  std::vector<int64_t> latencies;
-  std::map<int, int64_t> statuses;
-  std::map<std::string, int64_t> errors;
-  SteadyTime last_done = measure_start;
-  for (ConnectionStats& s : stats) {
-    latencies.insert(latencies.end(), s.latency_us.begin(), s.latency_us.end());
-    for (const auto& [status, count] : s.statuses) statuses[status] += count;
-    for (const auto& [error, count] : s.errors) errors[error] += count;
-    last_done = std::max(last_done, s.last_done);
-  }
-  int64_t answered = 0;
-  int64_t ok = 0;
-  Json status_json = Json::object();
-  for (const auto& [status, count] : statuses) {
-    answered += count;
-    if (status >= 200 && status < 300) ok += count;
-    status_json[std::to_string(status)] = count;
-  }
-  int64_t failed = 0;
-  Json error_json = Json::object();
-  for (const auto& [error, count] : errors) {
-    failed += count;
-    error_json[error] = count;
-  }
+  Totals totals = Combine(stats);
+  const int64_t answered = totals.answered;
+  const int64_t ok = totals.ok;
+  const int64_t failed = totals.failed;
+  const SteadyTime last_done = std::max(measure_start, totals.last_done);
   // Bounded by duration: the window. Bounded by count: until the last answer.
   const bool count_reached = o.requests > 0 && answered + failed >= o.requests;
   const double seconds =
@@ -280,9 +294,9 @@ Json RunLoad(const std::string& mode, const LoadOptions& o) {
   line["seconds"] = seconds;
   line["requests_per_s"] = seconds > 0 ? static_cast<double>(answered + failed) / seconds : 0.0;
   line["ok_per_s"] = seconds > 0 ? static_cast<double>(ok) / seconds : 0.0;
-  line["status"] = status_json;
-  line["errors"] = error_json;
-  line["latency_us"] = Percentiles(latencies);
+  line["status"] = totals.status_json;
+  line["errors"] = totals.error_json;
+  line["latency_us"] = Percentiles(totals.latency_us);
   line["stopped_by_time_bound"] = o.requests > 0 && answered + failed < o.requests;
   if (o.batch > 0) {
     line["batch"] = o.batch;
@@ -434,26 +448,17 @@ Json RunLookup(const LookupOptions& o) {
     });
   }
   for (std::thread& t : threads) t.join();
-  std::vector<int64_t> latencies;
-  Json status_json = Json::object();
-  std::map<int, int64_t> statuses;
-  int64_t failed = 0;
-  for (ConnectionStats& s : stats) {
-    latencies.insert(latencies.end(), s.latency_us.begin(), s.latency_us.end());
-    for (const auto& [status, count] : s.statuses) statuses[status] += count;
-    for (const auto& [error, count] : s.errors) failed += count;
-  }
-  for (const auto& [status, count] : statuses) status_json[std::to_string(status)] = count;
+  Totals totals = Combine(stats);
   Json line = Json::object();
   line["mode"] = mode;
   line["url"] = o.url;
   line["connections"] = o.connections;
   line["distinct_ids"] = ids.size();
-  line["requests"] = latencies.size() + static_cast<size_t>(failed);
+  line["requests"] = totals.answered + totals.failed;
   line["seconds"] = Seconds(start, Now());
-  line["status"] = status_json;
-  line["errors"] = failed;
-  line["latency_us"] = Percentiles(latencies);
+  line["status"] = totals.status_json;
+  line["errors"] = totals.failed;
+  line["latency_us"] = Percentiles(totals.latency_us);
   return line;
 }
 

@@ -116,18 +116,12 @@ int main(int argc, char** argv) {
   http.Post("/v1/messages", [&](const httplib::Request& req, httplib::Response& res,
                                 const httplib::ContentReader& reader) {
     std::string body;
-    bool too_large = false;
-    const bool complete = reader([&](const char* data, size_t length) {
-      if (body.size() + length > sendq::api::kMaxRequestBytes) {
-        too_large = true;
-        return false;
-      }
-      body.append(data, length);
-      return true;
-    });
-    if (too_large || !complete) {
+    const sendq::http::BodyRead read =
+        sendq::http::ReadBody(req, reader, sendq::api::kMaxRequestBytes, &body);
+    if (read != sendq::http::BodyRead::kComplete) {
       res.set_header("Connection", "close");
-      return SendError(res, too_large ? 413 : 400, "bad_request", "body refused");
+      return SendError(res, read == sendq::http::BodyRead::kTooLarge ? 413 : 400, "bad_request",
+                       "body refused");
     }
     const std::string header = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";

@@ -4,15 +4,20 @@
 //
 // Signals: SIGTERM and SIGINT stop intake (503 to new enqueues), let in-flight sends finish
 // within --drain-timeout, record them, and exit 0.
+#include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "api/long_polls.h"
 #include "api/server.h"
 #include "cli/config.h"
 #include "delivery/agentphone_client.h"
@@ -20,7 +25,6 @@
 #include "delivery/metrics.h"
 #include "queue/upstream_circuit.h"
 #include "store/store.h"
-#include "util/change_feed.h"
 #include "util/clock.h"
 #include "util/duration.h"
 #include "util/ids.h"
@@ -62,16 +66,55 @@ std::string RedactUrl(const std::string& url) {
   return url;
 }
 
+// Raises the soft file-descriptor limit to the hard one; returns the limit now in force.
+uint64_t RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? 1'000'000 : static_cast<uint64_t>(limit.rlim_cur);
+}
+
+// Warns when a file holding bodies, phone numbers or secrets can be read by other users.
+void WarnIfOthersCanRead(const std::string& path, const char* what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;
+  if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+    log::Warn("file_readable_by_others", {{"path", path},
+                                          {"holds", what},
+                                          {"mode", fmt::format("{:04o}", st.st_mode & 07777)},
+                                          {"fix", fmt::format("chmod 600 {}", path)}});
+  }
+}
+
 int Serve(const Config& config) {
   // Before any thread starts, so that only AwaitStopSignal below receives them.
   const sigset_t stop_signals = BlockStopSignals();
 
+  for (const std::string& warning : config.warnings)
+    log::Warn("config_warning", {{"warning", warning}});
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    WarnIfOthersCanRead(config.db_path + suffix, "messages: bodies and phone numbers");
+  }
+  for (const std::string& file : config.secret_files) WarnIfOthersCanRead(file, "secrets");
+
+  // Connections are bounded by what the process may open, with room for everything else.
+  const uint64_t descriptors = RaiseDescriptorLimit();
+  const size_t max_connections = std::min<size_t>(static_cast<size_t>(config.max_connections),
+                                                  http::ConnectionsForDescriptorLimit(descriptors));
+
   SystemClock* clock = SystemClock::Default();
-  ChangeFeed changes(clock);
+  api::LongPolls long_polls(clock, config.max_waits_per_producer);
   store::StoreOptions store_options;
   store_options.synchronous_full = config.synchronous_full;
-  Result<std::unique_ptr<store::Store>> store =
-      store::OpenSqliteStore(config.db_path, store_options, clock, [&] { changes.Publish(); });
+  // Every request thread, the dispatcher and a few more can read at once, and no more.
+  store_options.max_readers = config.http_threads + 8;
+  Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(
+      config.db_path, store_options, clock,
+      [&](const std::vector<std::string>& changed) { long_polls.Notify(changed); });
   if (!store.ok()) {
     log::Error("startup_failed", {{"error", store.status().ToString()}, {"db", config.db_path}});
     return 1;
@@ -102,11 +145,22 @@ int Serve(const Config& config) {
   server_options.host = config.listen_host;
   server_options.port = config.listen_port;
   server_options.http_threads = config.http_threads;
-  server_options.max_connections = config.max_connections;
+  server_options.max_connections = max_connections;
+  server_options.max_connections_per_client =
+      std::min(max_connections, static_cast<size_t>(config.max_connections_per_client));
+  server_options.max_waits_per_producer = config.max_waits_per_producer;
+  server_options.limits.max_line = static_cast<size_t>(config.max_header_bytes);
+  server_options.limits.max_head = static_cast<size_t>(config.max_head_bytes);
+  server_options.limits.max_headers = static_cast<size_t>(config.max_headers);
+  server_options.limits.head_timeout = config.head_timeout;
+  server_options.limits.body_timeout = config.body_timeout;
+  server_options.limits.idle_timeout = config.idle_timeout;
+  server_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
+  server_options.max_batch_body_bytes = static_cast<size_t>(config.max_batch_body_bytes);
   server_options.max_age = config.max_age;
   server_options.producer_tokens = config.api_tokens;
   api::ApiServer server(
-      api::ServerDeps{store->get(), &dispatcher, &circuit, &metrics, &changes, clock, &ids},
+      api::ServerDeps{store->get(), &dispatcher, &circuit, &metrics, &long_polls, clock, &ids},
       server_options);
   Result<int> port = server.Bind();
   if (!port.ok()) {
@@ -123,15 +177,16 @@ int Serve(const Config& config) {
                           {"db", config.db_path},
                           {"upstream", RedactUrl(config.upstream_url)},
                           {"workers", config.workers},
+                          {"max_connections", max_connections},
                           {"synchronous", config.synchronous_full ? "full" : "normal"},
                           {"producers", producers}});
 
   const char* signal_name = AwaitStopSignal(stop_signals);
+  // Intake stops first: a request that arrives after the log line below gets 503.
+  server.BeginDrain();
   log::Info("shutdown_started",
             {{"signal", signal_name}, {"drain_timeout", FormatDuration(config.drain_timeout)}});
-  server.BeginDrain();
   int unfinished = dispatcher.Stop(clock->NowMs() + config.drain_timeout);
-  changes.Close();  // wake long-polling readers so the HTTP server can stop promptly
   server.Stop();
   http_thread.join();
   if (unfinished > 0) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "queue/raw_json.h"
+
 namespace sendq::api {
 
 using nlohmann::json;
@@ -45,6 +47,12 @@ BatchRequest ParseBatchRequest(std::string_view text) {
          messages->empty() ? "too_short" : "too_long"});
     return batch;
   }
+  // Each item is forwarded as the producer wrote it (see raw_json.h).
+  const std::optional<std::vector<RawMember>> members = RawObjectMembers(text);
+  std::optional<std::vector<std::string_view>> raw_items;
+  for (const RawMember& m : members ? *members : std::vector<RawMember>()) {
+    if (m.key == "messages") raw_items = RawArrayElements(m.raw_value);
+  }
   batch.items.reserve(messages->size());
   for (size_t i = 0; i < messages->size(); ++i) {
     json& item = (*messages)[i];
@@ -69,6 +77,9 @@ BatchRequest ParseBatchRequest(std::string_view text) {
       }
     }
     parsed.validated = ValidateSendRequest(item, loc);
+    if (parsed.validated.ok() && raw_items && raw_items->size() == messages->size()) {
+      parsed.validated.forwarded = ForwardedRequest((*raw_items)[i], parsed.validated.request);
+    }
     if (key_error) {
       parsed.validated.request = json();
       parsed.validated.errors.insert(parsed.validated.errors.begin(), std::move(*key_error));

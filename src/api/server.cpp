@@ -1,12 +1,12 @@
 #include "api/server.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
+
+#include <cctype>
 
 #include "api/enqueue_request.h"
 #include "api/list_query.h"
 #include "api/records.h"
-#include "http/http_server.h"
 #include "queue/validation.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -18,38 +18,43 @@ constexpr char kJson[] = "application/json";
 
 // Ordered, so records keep their natural field order (id, status, ...), as AgentPhone's do.
 using Json = nlohmann::ordered_json;
+using http::Request;
+using http::Response;
 
-void SendJson(httplib::Response& res, int status, const Json& body) {
+Response JsonResponse(int status, const Json& body) {
+  Response res;
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
+  res.content_type = kJson;
+  res.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return res;
 }
 
 // Errors other than validation: FastAPI's {"detail": "..."} plus a stable machine code.
-void SendError(httplib::Response& res, int status, std::string_view code, std::string_view msg) {
-  SendJson(res, status, {{"detail", msg}, {"code", code}});
+Response ErrorResponse(int status, std::string_view code, std::string_view msg) {
+  return JsonResponse(status, {{"detail", msg}, {"code", code}});
 }
 
-void SendValidationErrors(httplib::Response& res, const std::vector<FieldError>& errors) {
-  SendJson(res, 422, Json(ValidationErrorBody(errors)));
+Response ValidationErrors(const std::vector<FieldError>& errors) {
+  return JsonResponse(422, Json(ValidationErrorBody(errors)));
 }
 
 // The one mapping from a core Status to an HTTP answer.
-void SendStatus(httplib::Response& res, const Status& st) {
+Response StatusResponse(const Status& st) {
   switch (st.code()) {
     case Status::Code::kNotFound:
-      return SendError(res, 404, "not_found", st.message());
+      return ErrorResponse(404, "not_found", st.message());
     case Status::Code::kConflict:
-      return SendError(res, 409, "conflict", st.message());
+      return ErrorResponse(409, "conflict", st.message());
     case Status::Code::kNoSpace:
-      return SendError(res, 507, "insufficient_storage",
-                       "the queue's disk is full; nothing was stored, retry later");
+      return ErrorResponse(507, "insufficient_storage",
+                           "the queue's disk is full; nothing was stored, retry later");
     case Status::Code::kUnavailable:
-      return SendError(res, 503, "unavailable", st.message());
+      return ErrorResponse(503, "unavailable", st.message());
     case Status::Code::kInvalidArgument:
-      return SendError(res, 400, "bad_request", st.message());
+      return ErrorResponse(400, "bad_request", st.message());
     default:
       log::Error("internal_error", {{"error", st.ToString()}});
-      return SendError(res, 500, "internal", "internal error; see the sendq log");
+      return ErrorResponse(500, "internal", "internal error; see the sendq log");
   }
 }
 
@@ -61,25 +66,23 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// Reads a POST body of at most `max_bytes` (see http::ReadBody). On failure the error answer
-// is set and the result is nullopt.
-std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
-                                    const httplib::ContentReader& reader, size_t max_bytes) {
-  std::string body;
-  switch (http::ReadBody(req, reader, max_bytes, &body)) {
-    case http::BodyRead::kComplete:
-      return body;
-    case http::BodyRead::kTooLarge:
-      res.set_header("Connection", "close");
-      SendError(res, 413, "payload_too_large",
-                fmt::format("request body over {} bytes", max_bytes));
-      return std::nullopt;
-    case http::BodyRead::kIncomplete:
-      break;
-  }
-  res.set_header("Connection", "close");
-  SendError(res, 400, "bad_request", "the request body could not be read in full");
-  return std::nullopt;
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// application/json, or a structured +json type, with any parameters (charset).
+bool IsJsonMediaType(std::string_view content_type) {
+  const std::string type = Lower(TrimSpaces(content_type.substr(0, content_type.find(';'))));
+  return type == "application/json" ||
+         (type.starts_with("application/") && type.ends_with("+json"));
 }
 
 std::optional<std::string> StringField(const nlohmann::json& request, const char* key) {
@@ -88,136 +91,240 @@ std::optional<std::string> StringField(const nlohmann::json& request, const char
   return it->get<std::string>();
 }
 
+enum Route {
+  kHealth,
+  kReady,
+  kMetrics,
+  kEnqueue,
+  kBatch,
+  kList,
+  kGet,
+  kAttempts,
+  kCancel,
+  kRetry,
+};
+
+struct RouteSpec {
+  Route route;
+  const char* method;
+  // Path segments; "*" matches one segment (a message id).
+  std::vector<std::string_view> segments;
+  bool authenticated;
+  bool json_body;
+};
+
+const std::vector<RouteSpec>& Routes() {
+  static const std::vector<RouteSpec> routes = {
+      {kHealth, "GET", {"healthz"}, false, false},
+      {kReady, "GET", {"readyz"}, false, false},
+      {kMetrics, "GET", {"metrics"}, true, false},
+      {kEnqueue, "POST", {"v1", "messages"}, true, true},
+      {kBatch, "POST", {"v1", "messages", "batch"}, true, true},
+      {kList, "GET", {"v1", "messages"}, true, false},
+      {kGet, "GET", {"v1", "messages", "*"}, true, false},
+      {kAttempts, "GET", {"v1", "messages", "*", "attempts"}, true, false},
+      {kCancel, "POST", {"v1", "messages", "*", "cancel"}, true, false},
+      {kRetry, "POST", {"v1", "messages", "*", "retry"}, true, false},
+  };
+  return routes;
+}
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> out;
+  if (path.empty() || path.front() != '/') return out;
+  path.remove_prefix(1);
+  while (true) {
+    size_t slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+bool SegmentsMatch(const RouteSpec& spec, const std::vector<std::string_view>& segments,
+                   std::vector<std::string>* params) {
+  if (spec.segments.size() != segments.size()) return false;
+  params->clear();
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (spec.segments[i] == "*") {
+      if (segments[i].empty()) return false;
+      params->emplace_back(segments[i]);
+    } else if (spec.segments[i] != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Response Unauthorized() {
+  Response res =
+      ErrorResponse(401, "unauthorized",
+                    "missing or invalid producer token: send 'Authorization: Bearer <token>'");
+  res.SetHeader("WWW-Authenticate", "Bearer");
+  res.close = true;
+  return res;
+}
+
 }  // namespace
+
+// A GET ?wait= that waits for its message.
+struct ApiServer::LongPoll {
+  http::Responder respond;
+  std::string producer;
+  std::string id;
+  std::optional<int64_t> after_version;
+  TimeMs deadline = 0;
+  bool counted = false;  // Begin() counted it against the producer's limit
+  std::atomic<bool> answered{false};
+};
 
 ApiServer::ApiServer(ServerDeps deps, ServerOptions options)
     : deps_(deps), options_(std::move(options)) {
-  http::Settings settings;
-  settings.ready_threads = options_.http_threads;
-  settings.max_connections = options_.max_connections;
-  // The largest body any route takes; each route applies its own, smaller or equal, limit.
-  settings.payload_max_length = kMaxBatchRequestBytes;
-  http_ = std::make_unique<http::Server>(settings);
-  Route();
+  http::Options http_options;
+  http_options.host = options_.host;
+  http_options.port = options_.port;
+  http_options.io_threads = options_.io_threads;
+  http_options.worker_threads = options_.http_threads;
+  http_options.max_connections = options_.max_connections;
+  http_options.max_connections_per_client = options_.max_connections_per_client;
+  http_options.limits = options_.limits;
+  http_ = std::make_unique<http::Server>(http_options, this);
 }
 
 ApiServer::~ApiServer() = default;
 
-Result<int> ApiServer::Bind() {
-  int port = options_.port;
-  if (port == 0) {
-    port = http_->bind_to_any_port(options_.host);
-    if (port < 0) return Status::IOError(fmt::format("cannot listen on {}", options_.host));
-  } else if (!http_->bind_to_port(options_.host, port)) {
-    return Status::IOError(fmt::format("cannot listen on {}:{}", options_.host, port));
+Result<int> ApiServer::Bind() { return http_->Bind(); }
+
+void ApiServer::Serve() { http_->Run(); }
+
+void ApiServer::BeginDrain() {
+  draining_ = true;
+  http_->BeginDrain();
+}
+
+void ApiServer::Stop() {
+  deps_.long_polls->Close();  // every waiting GET answers with what it has
+  http_->Stop();
+}
+
+std::string ApiServer::Authenticate(const Request& req) const {
+  const std::string* header = req.FindHeader("Authorization");
+  if (header == nullptr) return std::string();
+  std::string_view value = TrimSpaces(*header);
+  constexpr std::string_view kBearer = "bearer";
+  if (value.size() <= kBearer.size() || Lower(value.substr(0, kBearer.size())) != kBearer ||
+      (value[kBearer.size()] != ' ' && value[kBearer.size()] != '\t')) {
+    return std::string();
   }
-  if (Status st = http_->RaiseListenBacklog(); !st.ok()) return st;
-  return port;
-}
-
-void ApiServer::Serve() { http_->listen_after_bind(); }
-
-void ApiServer::BeginDrain() { draining_ = true; }
-
-void ApiServer::Stop() { http_->stop(); }
-
-std::string ApiServer::Authenticate(const httplib::Request& req, httplib::Response& res) const {
-  const std::string header = req.get_header_value("Authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() > kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0) {
-    std::string_view token = std::string_view(header).substr(kBearer.size());
-    std::string producer;
-    // Compare against every token, so the time taken does not say which one nearly matched.
-    for (const auto& [name, expected] : options_.producer_tokens) {
-      if (ConstantTimeEquals(token, expected)) producer = name;
-    }
-    if (!producer.empty()) return producer;
+  std::string_view token = TrimSpaces(value.substr(kBearer.size()));
+  std::string producer;
+  // Compare against every token, so the time taken does not say which one nearly matched.
+  for (const auto& [name, expected] : options_.producer_tokens) {
+    if (ConstantTimeEquals(token, expected)) producer = name;
   }
-  res.set_header("WWW-Authenticate", "Bearer");
-  SendError(res, 401, "unauthorized",
-            "missing or invalid producer token: send 'Authorization: Bearer <token>'");
-  return std::string();
+  return producer;
 }
 
-void ApiServer::Route() {
-  http_->set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown";
-        try {
-          if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        log::Error("request_failed", {{"path", req.path}, {"error", what}});
-        SendError(res, 500, "internal", "internal error; see the sendq log");
-      });
-  // Answers that the library makes itself (413, 400, 404 for unknown paths) get a JSON body.
-  http_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    switch (res.status) {
-      case 413:
-        return SendError(res, 413, "payload_too_large",
-                         fmt::format("request body over {} bytes", kMaxBatchRequestBytes));
-      case 404:
-        return SendError(res, 404, "not_found", "no such endpoint");
-      default:
-        return SendError(res, res.status, "http_error", fmt::format("HTTP {}", res.status));
+http::HeadVerdict ApiServer::OnHead(Request& req) {
+  http::HeadVerdict verdict;
+  const std::vector<std::string_view> segments = SplitPath(req.path);
+  const RouteSpec* found = nullptr;
+  std::vector<std::string> allowed;
+  for (const RouteSpec& spec : Routes()) {
+    std::vector<std::string> params;
+    if (!SegmentsMatch(spec, segments, &params)) continue;
+    if (req.method != spec.method) {
+      allowed.emplace_back(spec.method);
+      continue;
     }
-  });
-  http_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    if (log::Enabled(log::Level::kDebug)) {
-      log::Debug("http_request",
-                 {{"method", req.method}, {"path", req.path}, {"status", res.status}});
+    found = &spec;
+    req.path_params = std::move(params);
+    break;
+  }
+  if (found == nullptr) {
+    if (allowed.empty()) {
+      verdict.refuse = ErrorResponse(404, "not_found", "no such endpoint");
+    } else {
+      verdict.refuse = ErrorResponse(405, "method_not_allowed",
+                                     fmt::format("use {} for this endpoint", allowed.front()));
+      verdict.refuse->SetHeader("Allow", allowed.front());
     }
-  });
-
-  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, {{"status", "ok"}});
-  });
-  http_->Get("/readyz", [this](const auto& req, auto& res) { HandleReady(req, res); });
-  http_->Get("/metrics", [this](const auto& req, auto& res) { HandleMetrics(req, res); });
-  http_->Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res,
-                                     const httplib::ContentReader& reader) {
-    if (std::optional<std::string> body = ReadBody(req, res, reader, kMaxRequestBytes)) {
-      HandleEnqueue(req, res, *body);
+    return verdict;
+  }
+  req.route = found->route;
+  if (found->authenticated) {
+    req.principal = Authenticate(req);
+    if (req.principal.empty()) {
+      verdict.refuse = Unauthorized();
+      return verdict;
     }
-  });
-  http_->Post("/v1/messages/batch", [this](const httplib::Request& req, httplib::Response& res,
-                                           const httplib::ContentReader& reader) {
-    if (std::optional<std::string> body = ReadBody(req, res, reader, kMaxBatchRequestBytes)) {
-      HandleEnqueueBatch(req, res, *body);
+  }
+  if (found->json_body) {
+    const std::string* type = req.FindHeader("Content-Type");
+    if (type != nullptr && !IsJsonMediaType(*type)) {
+      verdict.refuse = ErrorResponse(415, "unsupported_media_type",
+                                     "send the body as JSON with 'Content-Type: application/json'");
+      return verdict;
     }
-  });
-  http_->Get("/v1/messages", [this](const auto& req, auto& res) { HandleList(req, res); });
-  http_->Get(R"(/v1/messages/([^/]+))",
-             [this](const auto& req, auto& res) { HandleGet(req, res); });
-  http_->Get(R"(/v1/messages/([^/]+)/attempts)",
-             [this](const auto& req, auto& res) { HandleAttempts(req, res); });
-  http_->Post(R"(/v1/messages/([^/]+)/cancel)",
-              [this](const auto& req, auto& res) { HandleCancel(req, res); });
-  http_->Post(R"(/v1/messages/([^/]+)/retry)",
-              [this](const auto& req, auto& res) { HandleRetry(req, res); });
+  }
+  switch (found->route) {
+    case kEnqueue:
+      verdict.body_limit = options_.max_body_bytes;
+      break;
+    case kBatch:
+      verdict.body_limit = options_.max_batch_body_bytes;
+      break;
+    default:
+      verdict.body_limit = kMaxIgnoredBodyBytes;  // read and ignored
+      break;
+  }
+  return verdict;
 }
 
-void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& res,
-                              const std::string& body) {
-  const std::string producer = Authenticate(req, res);
-  if (producer.empty() || RefuseWhileDraining(res)) return;
+void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder respond) {
+  const Request& req = *request;
+  switch (static_cast<Route>(req.route)) {
+    case kHealth:
+      return respond(JsonResponse(200, {{"status", "ok"}}));
+    case kReady:
+      return respond(HandleReady(req));
+    case kMetrics:
+      return respond(HandleMetrics(req));
+    case kEnqueue:
+      return respond(HandleEnqueue(req));
+    case kBatch:
+      return respond(HandleEnqueueBatch(req));
+    case kList:
+      return respond(HandleList(req));
+    case kGet:
+      return HandleGet(req, std::move(respond));
+    case kAttempts:
+      return respond(HandleAttempts(req));
+    case kCancel:
+      return respond(HandleCancel(req));
+    case kRetry:
+      return respond(HandleRetry(req));
+  }
+  respond(ErrorResponse(404, "not_found", "no such endpoint"));
+}
+
+Response ApiServer::HandleEnqueue(const Request& req) {
+  const std::string& producer = req.principal;
+  if (auto refused = RefuseWhileDraining()) return std::move(*refused);
   std::optional<std::string> idempotency_key;
-  if (req.has_header("Idempotency-Key")) {
-    std::string key = req.get_header_value("Idempotency-Key");
-    if (std::optional<std::string> problem = IdempotencyKeyProblem(key)) {
-      return SendValidationErrors(
-          res, {FieldError{{"header", "Idempotency-Key"}, *problem, "value_error"}});
+  // An empty header is the same as none (some clients send one for an unset variable).
+  if (const std::string* key = req.FindHeader("Idempotency-Key"); key != nullptr && !key->empty()) {
+    if (std::optional<std::string> problem = IdempotencyKeyProblem(*key)) {
+      return ValidationErrors({FieldError{{"header", "Idempotency-Key"}, *problem, "value_error"}});
     }
-    idempotency_key = std::move(key);
+    idempotency_key = *key;
   }
-  ValidatedRequest validated = ParseAndValidateSendRequest(body);
-  if (!validated.ok()) return SendValidationErrors(res, validated.errors);
+  ValidatedRequest validated = ParseAndValidateSendRequest(req.body);
+  if (!validated.ok()) return ValidationErrors(validated.errors);
 
   // With a worker idle, the claim shares the enqueue's commit and the worker starts at once.
-  const store::NewMessage nm = NewMessageFor(producer, idempotency_key, validated.request);
+  const store::NewMessage nm = NewMessageFor(producer, idempotency_key, validated);
   const std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker();
   Result<store::EnqueueResult> result =
       claim ? deps_.store->EnqueueAndClaim(nm, *claim) : deps_.store->Enqueue(nm);
@@ -225,16 +332,17 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
   if (claim) deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
   if (!result.ok()) {
     if (result.status().IsConflict()) {
-      return SendError(res, 409, "idempotency_key_reused", result.status().message());
+      return ErrorResponse(409, "idempotency_key_reused", result.status().message());
     }
-    return SendStatus(res, result.status());
+    return StatusResponse(result.status());
   }
   const Message& m = result->message;
-  res.set_header("Location", "/v1/messages/" + m.id);
   if (result->replayed) {
-    res.set_header("Idempotent-Replayed", "true");
     log::Info("message_replayed", {{"message_id", m.id}, {"producer", producer}});
-    return SendJson(res, 200, MessageRecord(m));
+    Response res = JsonResponse(200, MessageRecord(m));
+    res.SetHeader("Location", "/v1/messages/" + m.id);
+    res.SetHeader("Idempotent-Replayed", "true");
+    return res;
   }
   deps_.metrics->CountEnqueued();
   if (!handed_off) deps_.dispatcher->WakeUp();
@@ -242,35 +350,37 @@ void ApiServer::HandleEnqueue(const httplib::Request& req, httplib::Response& re
   if (log::Enabled(log::Level::kDebug)) {
     log::Debug("message_request", {{"message_id", m.id}, {"request", validated.request}});
   }
-  SendJson(res, 202, MessageRecord(m, validated.request));
+  Response res = JsonResponse(202, MessageRecord(m, validated.request));
+  res.SetHeader("Location", "/v1/messages/" + m.id);
+  return res;
 }
 
 store::NewMessage ApiServer::NewMessageFor(const std::string& producer,
                                            const std::optional<std::string>& idempotency_key,
-                                           const nlohmann::json& request) {
+                                           const ValidatedRequest& validated) {
+  const nlohmann::json& request = validated.request;
   store::NewMessage nm;
   nm.id = deps_.ids->Next();
   nm.producer = producer;
   nm.idempotency_key = idempotency_key;
-  nm.request_json = request.dump();
+  nm.request_json = validated.forwarded;
   nm.agent_id = StringField(request, "agent_id");
   nm.to_number = StringField(request, "to_number");
   nm.expires_at = MessageIdTime(nm.id) + options_.max_age;
   return nm;
 }
 
-void ApiServer::HandleEnqueueBatch(const httplib::Request& req, httplib::Response& res,
-                                   const std::string& body) {
-  const std::string producer = Authenticate(req, res);
-  if (producer.empty() || RefuseWhileDraining(res)) return;
-  if (req.has_header("Idempotency-Key")) {
-    return SendValidationErrors(
-        res, {FieldError{{"header", "Idempotency-Key"},
-                         "a batch takes an idempotency_key field on each message instead",
-                         "value_error"}});
+Response ApiServer::HandleEnqueueBatch(const Request& req) {
+  const std::string& producer = req.principal;
+  if (auto refused = RefuseWhileDraining()) return std::move(*refused);
+  if (req.FindHeader("Idempotency-Key") != nullptr) {
+    return ValidationErrors({FieldError{{"header", "Idempotency-Key"},
+                                        "a batch takes an idempotency_key field on each message "
+                                        "instead",
+                                        "value_error"}});
   }
-  BatchRequest batch = ParseBatchRequest(body);
-  if (!batch.errors.empty()) return SendValidationErrors(res, batch.errors);
+  BatchRequest batch = ParseBatchRequest(req.body);
+  if (!batch.errors.empty()) return ValidationErrors(batch.errors);
 
   // The valid items go to the store together; `stored_index[i]` is item i's place there.
   std::vector<store::NewMessage> to_store;
@@ -279,12 +389,12 @@ void ApiServer::HandleEnqueueBatch(const httplib::Request& req, httplib::Respons
     const BatchItem& item = batch.items[i];
     if (!item.ok()) continue;
     stored_index[i] = to_store.size();
-    to_store.push_back(NewMessageFor(producer, item.idempotency_key, item.validated.request));
+    to_store.push_back(NewMessageFor(producer, item.idempotency_key, item.validated));
   }
   std::vector<Result<store::EnqueueResult>> stored;
   if (!to_store.empty()) {
     Result<std::vector<Result<store::EnqueueResult>>> outcome = deps_.store->EnqueueBatch(to_store);
-    if (!outcome.ok()) return SendStatus(res, outcome.status());
+    if (!outcome.ok()) return StatusResponse(outcome.status());
     stored = std::move(*outcome);
   }
 
@@ -325,24 +435,22 @@ void ApiServer::HandleEnqueueBatch(const httplib::Request& req, httplib::Respons
         "batch_enqueued",
         {{"producer", producer}, {"accepted", accepted}, {"message_ids", std::move(enqueued_ids)}});
   }
-  SendJson(res, 200,
-           {{"accepted", accepted},
-            {"replayed", replayed},
-            {"rejected", rejected},
-            {"results", std::move(results)}});
+  return JsonResponse(200, {{"accepted", accepted},
+                            {"replayed", replayed},
+                            {"rejected", rejected},
+                            {"results", std::move(results)}});
 }
 
-void ApiServer::HandleGet(const httplib::Request& req, httplib::Response& res) {
-  const std::string producer = Authenticate(req, res);
-  if (producer.empty()) return;
-  const std::string id = req.matches[1];
-  // Long poll: ?wait=<duration> blocks until the message is final, or (with after_version)
+void ApiServer::HandleGet(const Request& req, http::Responder respond) {
+  // Long poll: ?wait=<duration> waits until the message is final, or (with after_version)
   // until it changes, or until the wait runs out. The answer is the record either way.
   DurationMs wait = 0;
-  std::optional<int64_t> after_version;
+  auto poll = std::make_shared<LongPoll>();
+  poll->producer = req.principal;
+  poll->id = req.path_params.at(0);
   std::vector<FieldError> errors;
-  if (req.has_param("wait")) {
-    Result<DurationMs> parsed = ParseDuration(req.get_param_value("wait"));
+  if (const std::string* text = req.FindParam("wait")) {
+    Result<DurationMs> parsed = ParseDuration(*text);
     if (!parsed.ok() || *parsed > kMaxLongPoll) {
       errors.push_back(
           {{"query", "wait"},
@@ -352,121 +460,149 @@ void ApiServer::HandleGet(const httplib::Request& req, httplib::Response& res) {
       wait = *parsed;
     }
   }
-  if (req.has_param("after_version")) {
-    const std::string text = req.get_param_value("after_version");
+  if (const std::string* text = req.FindParam("after_version")) {
     try {
       size_t used = 0;
-      after_version = std::stoll(text, &used);
-      if (used != text.size()) throw std::invalid_argument(text);
+      poll->after_version = std::stoll(*text, &used);
+      if (used != text->size()) throw std::invalid_argument(*text);
     } catch (const std::exception&) {
       errors.push_back({{"query", "after_version"}, "must be an integer", "int_parsing"});
     }
   }
-  if (!errors.empty()) return SendValidationErrors(res, errors);
+  if (!errors.empty()) return respond(ValidationErrors(errors));
+  poll->deadline = deps_.clock->NowMs() + wait;
+  poll->respond = std::move(respond);
+  if (wait == 0) return Poll(poll);
 
-  const TimeMs deadline = deps_.clock->NowMs() + wait;
-  for (;;) {
-    const uint64_t generation = deps_.changes->Generation();
-    Result<Message> m = deps_.store->Get(producer, id);
-    if (!m.ok()) return SendStatus(res, m.status());
-    const bool changed = after_version ? m->version > *after_version : IsTerminal(m->status);
-    if (changed || wait == 0 || deps_.clock->NowMs() >= deadline || deps_.changes->closed()) {
-      return SendJson(res, 200, MessageRecord(*m));
-    }
-    deps_.changes->WaitForChange(generation, deadline);
+  if (!deps_.long_polls->Begin(poll->producer)) {
+    Response res = ErrorResponse(
+        429, "too_many_waits",
+        fmt::format("this producer already has {} long polls open (--max-waits-per-producer); "
+                    "wait for one to answer, or poll without ?wait=",
+                    options_.max_waits_per_producer));
+    res.SetHeader("Retry-After", "1");
+    return poll->respond(std::move(res));
+  }
+  poll->counted = true;
+  Poll(poll);
+}
+
+void ApiServer::Poll(const std::shared_ptr<LongPoll>& poll) {
+  if (poll->answered) return;
+  auto answer = [&](Response res) {
+    if (poll->answered.exchange(true)) return;
+    if (poll->counted) deps_.long_polls->End(poll->producer);
+    poll->respond(std::move(res));
+  };
+  // Armed before the read, so that a commit between the read and the arming is not missed.
+  uint64_t ticket = 0;
+  const TimeMs now = deps_.clock->NowMs();
+  const bool may_wait = now < poll->deadline && !deps_.long_polls->closed();
+  if (may_wait) {
+    ticket = deps_.long_polls->Arm(poll->id, poll->deadline, [this, poll] {
+      http_->Submit(poll->producer, [this, poll] { Poll(poll); });
+    });
+  }
+  Result<Message> m = deps_.store->Get(poll->producer, poll->id);
+  const bool changed =
+      m.ok() && (poll->after_version ? m->version > *poll->after_version : IsTerminal(m->status));
+  if (!m.ok() || changed || !may_wait) {
+    if (ticket != 0) deps_.long_polls->Cancel(ticket);
+    return answer(m.ok() ? JsonResponse(200, MessageRecord(*m)) : StatusResponse(m.status()));
   }
 }
 
-void ApiServer::HandleAttempts(const httplib::Request& req, httplib::Response& res) {
-  const std::string producer = Authenticate(req, res);
-  if (producer.empty()) return;
-  Result<std::vector<Attempt>> attempts = deps_.store->ListAttempts(producer, req.matches[1]);
-  if (!attempts.ok()) return SendStatus(res, attempts.status());
+Response ApiServer::HandleAttempts(const Request& req) {
+  const std::string& id = req.path_params.at(0);
+  Result<std::vector<Attempt>> attempts = deps_.store->ListAttempts(req.principal, id);
+  if (!attempts.ok()) return StatusResponse(attempts.status());
   Json data = Json::array();
   for (const Attempt& a : *attempts) data.push_back(AttemptRecord(a));
-  SendJson(res, 200, {{"message_id", std::string(req.matches[1])}, {"data", std::move(data)}});
+  return JsonResponse(200, {{"message_id", id}, {"data", std::move(data)}});
 }
 
-void ApiServer::HandleList(const httplib::Request& req, httplib::Response& res) {
-  const std::string producer = Authenticate(req, res);
-  if (producer.empty()) return;
-  std::multimap<std::string, std::string> params(req.params.begin(), req.params.end());
-  ParsedListQuery query = ParseListQuery(params);
-  if (!query.ok()) return SendValidationErrors(res, query.errors);
-  Result<store::ListPage> page = deps_.store->List(producer, query.filter);
-  if (!page.ok()) return SendStatus(res, page.status());
+Response ApiServer::HandleList(const Request& req) {
+  ParsedListQuery query = ParseListQuery(req.query);
+  if (!query.ok()) return ValidationErrors(query.errors);
+  Result<store::ListPage> page = deps_.store->List(req.principal, query.filter);
+  if (!page.ok()) return StatusResponse(page.status());
   Json data = Json::array();
   for (const Message& m : page->messages) data.push_back(MessageRecord(m));
   Json next_cursor = nullptr;
   if (page->has_more && !page->messages.empty()) {
     next_cursor = EncodeCursor(page->messages.back().id);
   }
-  SendJson(res, 200,
-           {{"data", std::move(data)}, {"has_more", page->has_more}, {"next_cursor", next_cursor}});
+  return JsonResponse(
+      200, {{"data", std::move(data)}, {"has_more", page->has_more}, {"next_cursor", next_cursor}});
 }
 
-void ApiServer::HandleCancel(const httplib::Request& req, httplib::Response& res) {
-  const std::string producer = Authenticate(req, res);
-  if (producer.empty()) return;
-  const std::string id = req.matches[1];
+Response ApiServer::HandleCancel(const Request& req) {
+  const std::string& producer = req.principal;
+  const std::string& id = req.path_params.at(0);
   Result<Message> m = deps_.store->Cancel(producer, id, deps_.clock->NowMs());
   if (m.ok()) log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
-  SendTransition(res, producer, id, m, "only a queued message can be canceled");
+  return TransitionAnswer(producer, id, m, "only a queued message can be canceled");
 }
 
-void ApiServer::HandleRetry(const httplib::Request& req, httplib::Response& res) {
-  const std::string producer = Authenticate(req, res);
-  if (producer.empty() || RefuseWhileDraining(res)) return;
-  const std::string id = req.matches[1];
+Response ApiServer::HandleRetry(const Request& req) {
+  const std::string& producer = req.principal;
+  if (auto refused = RefuseWhileDraining()) return std::move(*refused);
+  const std::string& id = req.path_params.at(0);
   const TimeMs now = deps_.clock->NowMs();
   Result<Message> m = deps_.store->Retry(producer, id, now, now + options_.max_age);
   if (m.ok()) {
     deps_.dispatcher->WakeUp();
     log::Info("message_retried", {{"message_id", id}, {"producer", producer}});
   }
-  SendTransition(res, producer, id, m, "only a failed message can be retried");
+  return TransitionAnswer(producer, id, m, "only a failed message can be retried");
 }
 
-bool ApiServer::RefuseWhileDraining(httplib::Response& res) const {
-  if (!draining_) return false;
-  res.set_header("Retry-After", "5");
-  SendError(res, 503, "shutting_down", "sendq is shutting down; retry shortly");
-  return true;
+std::optional<Response> ApiServer::RefuseWhileDraining() const {
+  if (!draining_) return std::nullopt;
+  Response res = ErrorResponse(503, "shutting_down", "sendq is shutting down; retry shortly");
+  res.SetHeader("Retry-After", "5");
+  return res;
 }
 
-void ApiServer::SendTransition(httplib::Response& res, const std::string& producer,
-                               const std::string& id, const Result<Message>& result,
-                               std::string_view rule) {
-  if (result.ok()) return SendJson(res, 200, MessageRecord(*result));
-  if (!result.status().IsConflict()) return SendStatus(res, result.status());
+Response ApiServer::TransitionAnswer(const std::string& producer, const std::string& id,
+                                     const Result<Message>& result, std::string_view rule) {
+  if (result.ok()) return JsonResponse(200, MessageRecord(*result));
+  if (!result.status().IsConflict()) return StatusResponse(result.status());
   Result<Message> current = deps_.store->Get(producer, id);
-  if (!current.ok()) return SendStatus(res, current.status());
-  SendJson(res, 409,
-           {{"detail", fmt::format("{}; this one is {}", rule, StatusName(current->status))},
+  if (!current.ok()) return StatusResponse(current.status());
+  return JsonResponse(
+      409, {{"detail", fmt::format("{}; this one is {}", rule, StatusName(current->status))},
             {"code", "invalid_state"},
             {"status", StatusName(current->status)},
             {"message", MessageRecord(*current)}});
 }
 
-void ApiServer::HandleReady(const httplib::Request&, httplib::Response& res) {
+Response ApiServer::HandleReady(const Request& req) {
+  // Ready means "can accept and store work": a paused AgentPhone does not stop that (sendq
+  // buffers), unless the caller asks for the upstream too.
+  const bool upstream_required =
+      req.FindParam("upstream") != nullptr && *req.FindParam("upstream") == "required";
+  const bool upstream_paused = deps_.circuit->paused();
   Json reasons = Json::array();
-  if (draining_) reasons.push_back("shutting down");
+  if (draining_) reasons.push_back("shutting_down");
   if (Status st = deps_.store->CheckWritable(); !st.ok()) {
-    reasons.push_back("database not writable: " + st.ToString());
+    reasons.push_back(st.code() == Status::Code::kNoSpace ? "disk_full" : "db_not_writable");
   }
-  if (deps_.circuit->paused()) {
-    reasons.push_back("upstream paused: " + deps_.circuit->pause_reason());
-  }
-  if (reasons.empty()) return SendJson(res, 200, {{"status", "ready"}});
-  SendJson(res, 503, {{"status", "not_ready"}, {"reasons", std::move(reasons)}});
+  const bool ready = reasons.empty() && !(upstream_required && upstream_paused);
+  if (upstream_paused) reasons.push_back("upstream_paused");
+  Json body = {{"ready", ready}, {"upstream", upstream_paused ? "paused" : "ok"}};
+  body["reason"] = reasons.empty() ? Json(nullptr) : reasons.front();
+  body["reasons"] = std::move(reasons);
+  return JsonResponse(ready ? 200 : 503, body);
 }
 
-void ApiServer::HandleMetrics(const httplib::Request& req, httplib::Response& res) {
-  if (Authenticate(req, res).empty()) return;
+Response ApiServer::HandleMetrics(const Request&) {
   Result<store::Stats> stats = deps_.store->GetStats();
-  if (!stats.ok()) return SendStatus(res, stats.status());
-  res.set_content(deps_.metrics->Render(*stats, deps_.circuit->paused(), deps_.clock->NowMs()),
-                  "text/plain; version=0.0.4");
+  if (!stats.ok()) return StatusResponse(stats.status());
+  Response res;
+  res.content_type = "text/plain; version=0.0.4";
+  res.body = deps_.metrics->Render(*stats, deps_.circuit->paused(), deps_.clock->NowMs());
+  return res;
 }
 
 }  // namespace sendq::api

@@ -1,8 +1,8 @@
 // The HTTP API: routes, authentication, JSON in and out, and the one place where errors become
-// status codes and bodies.
+// status codes and bodies. It runs on the http::Server front (src/http/server.h).
 //
-// Thread-safety: Serve() runs on one thread and handles requests on its own pool; BeginDrain()
-// and Stop() may be called from any other thread.
+// Thread-safety: Serve() runs on one thread; BeginDrain() and Stop() may be called from any
+// other thread. Handlers run on the front's threads.
 #pragma once
 
 #include <atomic>
@@ -10,43 +10,40 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "api/long_polls.h"
 #include "delivery/dispatcher.h"
 #include "delivery/metrics.h"
+#include "http/server.h"
 #include "queue/upstream_circuit.h"
+#include "queue/validation.h"
 #include "store/store.h"
-#include "util/change_feed.h"
 #include "util/clock.h"
 #include "util/ids.h"
 #include "util/status.h"
-
-namespace httplib {
-class ContentReader;
-struct Request;
-struct Response;
-}  // namespace httplib
-
-namespace sendq::http {
-class Server;
-}  // namespace sendq::http
 
 namespace sendq::api {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;             // 0: any free port
-  int http_threads = 64;       // threads kept ready for connections
-  int max_connections = 1024;  // connections served at once (the pool grows to this)
+  int port = 8080;  // 0: any free port
+  int io_threads = 1;
+  int http_threads = 64;  // threads that run requests (fair between producers)
+  size_t max_connections = 10'000;
+  size_t max_connections_per_client = 4'096;
+  int max_waits_per_producer = 100;  // open long polls of one producer
+  http::Limits limits;
+  size_t max_body_bytes = 1 << 20;        // POST /v1/messages
+  size_t max_batch_body_bytes = 8 << 20;  // POST /v1/messages/batch
   DurationMs max_age = 24 * 3'600'000LL;
   std::map<std::string, std::string> producer_tokens;  // name -> token
 };
 
-// Bodies larger than this are refused with 413. A chunked body is cut off as soon as it
-// passes the limit; one that declares a larger Content-Length is read and discarded by the
-// HTTP library first (so the connection stays usable), within the read timeout.
-inline constexpr size_t kMaxRequestBytes = 1 << 20;
-// The same for POST /v1/messages/batch (up to kMaxBatchItems messages).
-inline constexpr size_t kMaxBatchRequestBytes = 8 << 20;
+// Bodies over a route's limit (ServerOptions) are refused with 413 before they are read, a
+// chunked one as soon as it passes the limit. Routes that take no body (cancel, retry) still
+// read a small one, and ignore it.
+inline constexpr size_t kMaxIgnoredBodyBytes = 64 << 10;
 // The longest a GET may wait for a message to change (?wait=).
 inline constexpr DurationMs kMaxLongPoll = 60'000;
 
@@ -55,15 +52,15 @@ struct ServerDeps {
   delivery::Dispatcher* dispatcher;
   UpstreamCircuit* circuit;
   delivery::Metrics* metrics;
-  ChangeFeed* changes;
+  LongPolls* long_polls;
   Clock* clock;
   IdGenerator* ids;
 };
 
-class ApiServer {
+class ApiServer final : public http::Handler {
  public:
   ApiServer(ServerDeps deps, ServerOptions options);
-  ~ApiServer();
+  ~ApiServer() override;
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
@@ -71,35 +68,42 @@ class ApiServer {
   Result<int> Bind();
   // Serves until Stop(). REQUIRES: Bind() succeeded.
   void Serve();
-  // From now on, requests that would queue work get 503; reads keep working.
+  // From now on, requests that would queue work get 503; reads keep working; idle
+  // connections close.
   void BeginDrain();
+  // Answers the waiting long polls and stops serving.
   void Stop();
 
- private:
-  void Route();
-  // The producer name for the request's bearer token, or empty (the response is then set).
-  std::string Authenticate(const httplib::Request& req, httplib::Response& res) const;
+  http::HeadVerdict OnHead(http::Request& request) override;
+  void OnRequest(std::shared_ptr<http::Request> request, http::Responder respond) override;
 
-  void HandleEnqueue(const httplib::Request& req, httplib::Response& res, const std::string& body);
-  void HandleEnqueueBatch(const httplib::Request& req, httplib::Response& res,
-                          const std::string& body);
-  // A new message with a fresh id, ready for the store. `request` is validated and normalised.
+ private:
+  struct LongPoll;
+
+  // The producer name for the request's bearer token, or empty.
+  std::string Authenticate(const http::Request& req) const;
+
+  http::Response HandleEnqueue(const http::Request& req);
+  http::Response HandleEnqueueBatch(const http::Request& req);
+  // A new message with a fresh id, ready for the store.
   store::NewMessage NewMessageFor(const std::string& producer,
                                   const std::optional<std::string>& idempotency_key,
-                                  const nlohmann::json& request);
-  void HandleGet(const httplib::Request& req, httplib::Response& res);
-  void HandleAttempts(const httplib::Request& req, httplib::Response& res);
-  void HandleList(const httplib::Request& req, httplib::Response& res);
-  void HandleCancel(const httplib::Request& req, httplib::Response& res);
-  void HandleRetry(const httplib::Request& req, httplib::Response& res);
-  void HandleReady(const httplib::Request& req, httplib::Response& res);
-  // While stopping, answers 503 to requests that would queue work, and returns true.
-  bool RefuseWhileDraining(httplib::Response& res) const;
+                                  const ValidatedRequest& validated);
+  void HandleGet(const http::Request& req, http::Responder respond);
+  // One look at a long-polled message: answers, or arms a wake-up to look again.
+  void Poll(const std::shared_ptr<LongPoll>& poll);
+  http::Response HandleAttempts(const http::Request& req);
+  http::Response HandleList(const http::Request& req);
+  http::Response HandleCancel(const http::Request& req);
+  http::Response HandleRetry(const http::Request& req);
+  http::Response HandleReady(const http::Request& req);
+  http::Response HandleMetrics(const http::Request& req);
+  // While stopping, the 503 for requests that would queue work.
+  std::optional<http::Response> RefuseWhileDraining() const;
   // The answer to cancel or retry: the record, or 409 with the current state (`rule` says
   // which state was needed), or the error.
-  void SendTransition(httplib::Response& res, const std::string& producer, const std::string& id,
-                      const Result<Message>& result, std::string_view rule);
-  void HandleMetrics(const httplib::Request& req, httplib::Response& res);
+  http::Response TransitionAnswer(const std::string& producer, const std::string& id,
+                                  const Result<Message>& result, std::string_view rule);
 
   const ServerDeps deps_;
   const ServerOptions options_;

@@ -1,8 +1,11 @@
 #include "cli/config.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -79,6 +82,83 @@ std::optional<int64_t> ParseNonNegative(const std::string& s) {
   return n;
 }
 
+// `url` fit to echo: credentials (anything up to the last '@' after the scheme) and the query
+// become "***".
+std::string RedactUrl(const std::string& url) {
+  size_t scheme_end = url.find("://");
+  size_t start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+  std::string out = url;
+  if (size_t query = out.find('?', start); query != std::string::npos) {
+    size_t fragment = out.find('#', query);
+    out.replace(query + 1, (fragment == std::string::npos ? out.size() : fragment) - query - 1,
+                "***");
+  }
+  if (size_t at = out.rfind('@'); at != std::string::npos && at >= start) {
+    out.replace(start, at - start, "***");
+  }
+  return out;
+}
+
+bool IsHostChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
+}
+
+// "host", "host:port", "[v6]" or "[v6]:port" -> the host without brackets.
+bool ParseUrlAuthority(const std::string& authority, std::string* host) {
+  std::string port;
+  if (authority[0] == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string::npos || close == 1) return false;
+    *host = authority.substr(1, close - 1);
+    in6_addr address;
+    if (inet_pton(AF_INET6, host->c_str(), &address) != 1) return false;
+    std::string after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return false;
+      port = after.substr(1);
+      if (port.empty()) return false;
+    }
+  } else {
+    size_t colon = authority.find(':');
+    *host = authority.substr(0, colon);
+    if (colon != std::string::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return false;
+    }
+    if (host->empty()) return false;
+    for (char c : *host) {
+      if (!IsHostChar(c)) return false;
+    }
+  }
+  if (!port.empty()) {
+    auto n = ParseNonNegative(port);
+    if (!n || port.size() > 5 || *n < 1 || *n > 65535) return false;
+  }
+  return true;
+}
+
+// localhost, 127.0.0.0/8 and ::1 (also as an IPv4-mapped address).
+bool IsLoopbackHost(const std::string& host) {
+  std::string lower;
+  for (char c : host) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost" || lower == "localhost.") return true;
+  std::string bare = lower;
+  if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') {
+    bare = bare.substr(1, bare.size() - 2);
+  }
+  in_addr v4;
+  if (inet_pton(AF_INET, bare.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, bare.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
 // Reads a secret from a file. Errors name the file, never its content.
 Result<std::string> ReadSecretFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -125,7 +205,9 @@ class ServeParser {
         "address to serve the API on; IPv6 as [::1]:8080; port 0 picks a free port",
         fmt::format("{}:{}", d.listen_host, d.listen_port));
     Add("db", "SENDQ_DB", "PATH", "SQLite database file", d.db_path);
-    Add("upstream", "SENDQ_UPSTREAM_URL", "URL", "AgentPhone base URL (http:// or https://)",
+    Add("upstream", "SENDQ_UPSTREAM_URL", "URL",
+        "AgentPhone base URL, https://HOST[:PORT] without a path (http:// for a local test "
+        "server)",
         d.upstream_url);
     Add("upstream-token-file", "SENDQ_UPSTREAM_TOKEN_FILE", "PATH",
         "file holding the AgentPhone API key (else SENDQ_UPSTREAM_TOKEN)", "");
@@ -155,12 +237,36 @@ class ServeParser {
         "SQLite synchronous mode; full survives power loss",
         d.synchronous_full ? "full" : "normal");
     Add("http-threads", "SENDQ_HTTP_THREADS", "N",
-        "HTTP threads kept ready, 1..4096; more start as connections need them",
+        "threads that run requests, 1..4096 (connections and long polls hold none)",
         std::to_string(d.http_threads));
     Add("max-connections", "SENDQ_MAX_CONNECTIONS", "N",
-        "connections served at once (one thread each), up to 16384; beyond it, new "
-        "connections wait",
+        "open connections at most, 1..1000000; lowered to fit the file-descriptor limit; "
+        "beyond it, new connections get 503",
         std::to_string(d.max_connections));
+    Add("max-connections-per-client", "SENDQ_MAX_CONNECTIONS_PER_CLIENT", "N",
+        "open connections from one client address at most",
+        std::to_string(d.max_connections_per_client));
+    Add("max-waits-per-producer", "SENDQ_MAX_WAITS_PER_PRODUCER", "N",
+        "open long polls (?wait=) of one producer; beyond it, 429",
+        std::to_string(d.max_waits_per_producer));
+    Add("max-header-bytes", "SENDQ_MAX_HEADER_BYTES", "BYTES",
+        "longest request line or header line; beyond it, 431", std::to_string(d.max_header_bytes));
+    Add("max-head-bytes", "SENDQ_MAX_HEAD_BYTES", "BYTES", "largest request head; beyond it, 431",
+        std::to_string(d.max_head_bytes));
+    Add("max-headers", "SENDQ_MAX_HEADERS", "N", "most header fields in a request; beyond, 431",
+        std::to_string(d.max_headers));
+    Add("max-body-bytes", "SENDQ_MAX_BODY_BYTES", "BYTES",
+        "largest body of POST /v1/messages; beyond it, 413", std::to_string(d.max_body_bytes));
+    Add("max-batch-body-bytes", "SENDQ_MAX_BATCH_BODY_BYTES", "BYTES",
+        "largest body of POST /v1/messages/batch; beyond it, 413",
+        std::to_string(d.max_batch_body_bytes));
+    Add("head-timeout", "SENDQ_HEAD_TIMEOUT", "DURATION",
+        "time to receive a request head once it started; then 408", FormatDuration(d.head_timeout));
+    Add("body-timeout", "SENDQ_BODY_TIMEOUT", "DURATION",
+        "time to receive a request body; then 408", FormatDuration(d.body_timeout));
+    Add("idle-timeout", "SENDQ_IDLE_TIMEOUT", "DURATION",
+        "how long a kept-alive connection may wait for its next request",
+        FormatDuration(d.idle_timeout));
     Add("log-level", "SENDQ_LOG_LEVEL", "LEVEL", "debug, info, warn or error", d.log_level);
 
     for (Setting& s : settings_) {
@@ -188,10 +294,18 @@ class ServeParser {
     Int("workers", 1, 1024, config.workers);
     Int("max-attempts", 1, INT_MAX, config.max_attempts);
     Int("http-threads", 1, 4096, config.http_threads);
-    Int("max-connections", 1, 16384, config.max_connections);
-    if (config.max_connections < config.http_threads) {
-      problems_.push_back(fmt::format("--max-connections ({}) must be at least --http-threads ({})",
-                                      config.max_connections, config.http_threads));
+    Int("max-connections", 1, 1'000'000, config.max_connections);
+    Int("max-connections-per-client", 1, 1'000'000, config.max_connections_per_client);
+    Int("max-waits-per-producer", 1, 1'000'000, config.max_waits_per_producer);
+    Int("max-header-bytes", 256, 1 << 20, config.max_header_bytes);
+    Int("max-head-bytes", 1024, 16 << 20, config.max_head_bytes);
+    Int("max-headers", 8, 10'000, config.max_headers);
+    Int("max-body-bytes", 1024, 1 << 30, config.max_body_bytes);
+    Int("max-batch-body-bytes", 1024, 1 << 30, config.max_batch_body_bytes);
+    if (config.max_header_bytes > config.max_head_bytes) {
+      problems_.push_back(
+          fmt::format("--max-header-bytes ({}) must not exceed --max-head-bytes ({})",
+                      config.max_header_bytes, config.max_head_bytes));
     }
     bool durations_ok = true;
     durations_ok &= Duration("max-age", config.max_age);
@@ -200,6 +314,9 @@ class ServeParser {
     durations_ok &= Duration("lease", config.lease);
     durations_ok &= Duration("upstream-timeout", config.upstream_timeout);
     durations_ok &= Duration("drain-timeout", config.drain_timeout);
+    durations_ok &= Duration("head-timeout", config.head_timeout);
+    durations_ok &= Duration("body-timeout", config.body_timeout);
+    durations_ok &= Duration("idle-timeout", config.idle_timeout);
     if (durations_ok) CheckDurationRelations(config);
 
     std::string on_unknown = "retry";
@@ -264,27 +381,67 @@ class ServeParser {
     }
   }
 
+  // Only scheme://host[:port] with a lower-case http or https scheme: the client adds the path
+  // (/v1/messages), and the key goes in a header, never in the URL. Errors echo the URL with
+  // any credentials and query masked.
   void ParseUpstreamUrl(Config& config) {
     auto raw = Get("upstream");
     if (!raw) return;
-    std::string url = raw->text;
+    const std::string& url = raw->text;
+    constexpr char kExpected[] =
+        "expected https://HOST[:PORT] (or http://HOST[:PORT] for a test server)";
+    auto problem = [&](const std::string& why) {
+      Problem(raw->origin, fmt::format("{}; {}, got '{}'", why, kExpected, RedactUrl(url)));
+    };
     size_t scheme_length = 0;
-    if (StartsWithIgnoreCase(url, "https://")) {
+    if (url.starts_with("https://")) {
       scheme_length = 8;
-    } else if (StartsWithIgnoreCase(url, "http://")) {
+    } else if (url.starts_with("http://")) {
       scheme_length = 7;
+    } else if (StartsWithIgnoreCase(url, "https://") || StartsWithIgnoreCase(url, "http://")) {
+      problem("the scheme must be lower case");
+      return;
     } else {
-      Problem(raw->origin, fmt::format("must start with http:// or https://, got '{}'", url));
+      problem("must start with http:// or https://");
       return;
     }
-    if (HasSpaceOrControl(url) || url.size() == scheme_length ||
-        std::string("/?#").find(url[scheme_length]) != std::string::npos) {
-      Problem(raw->origin, fmt::format("not a URL with a host: '{}'", url));
+    if (HasSpaceOrControl(url)) {
+      problem("contains whitespace or control characters");
       return;
     }
-    // The client appends paths such as /v1/messages.
-    while (url.size() > scheme_length + 1 && url.back() == '/') url.pop_back();
-    config.upstream_url = url;
+    const std::string rest = url.substr(scheme_length);
+    if (rest.find('@') != std::string::npos) {
+      problem(
+          "must not contain credentials (user:password@); the AgentPhone key comes from "
+          "SENDQ_UPSTREAM_TOKEN or --upstream-token-file");
+      return;
+    }
+    const size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());
+    const std::string authority = rest.substr(0, authority_end);
+    const std::string tail = rest.substr(authority_end);
+    if (tail.find_first_of("?#") != std::string::npos) {
+      problem("must not have a query or fragment");
+      return;
+    }
+    if (authority.empty()) {
+      problem("has no host");
+      return;
+    }
+    if (!tail.empty() && tail != "/") {
+      problem("must not have a path (sendq adds /v1/messages itself)");
+      return;
+    }
+    std::string host;
+    if (!ParseUrlAuthority(authority, &host)) {
+      problem("not a valid HOST[:PORT] (IPv6 in brackets, port 1 to 65535)");
+      return;
+    }
+    if (scheme_length == 7 && !IsLoopbackHost(host)) {
+      config.warnings.push_back(
+          "--upstream uses http:// to a non-loopback host: the AgentPhone key goes over the "
+          "network in cleartext");
+    }
+    config.upstream_url = url.substr(0, scheme_length) + authority;
   }
 
   void ParseUpstreamToken(Config& config) {
@@ -298,6 +455,7 @@ class ServeParser {
       }
       token = Trim(*content);
       origin = file->origin;
+      config.secret_files.push_back(file->text);
       if (token.empty()) {
         Problem(origin, fmt::format("'{}' is empty", file->text));
         return;
@@ -328,6 +486,7 @@ class ServeParser {
       }
       text = *content;
       origin = fmt::format("{} '{}'", file->origin, file->text);
+      config.secret_files.push_back(file->text);
     } else if (auto env = Env(kApiTokensEnv)) {
       text = *env;
       origin = kApiTokensEnv;
@@ -464,30 +623,25 @@ Result<std::map<std::string, std::string>> ParseApiTokens(const std::string& tex
     }
     std::string name = Trim(entry.substr(0, colon));
     std::string token = Trim(entry.substr(colon + 1));
-    // A malformed name is not echoed: it may be a token written the wrong way round.
+    // Until the token is known to be valid the name is not echoed either: the entry may be
+    // written the wrong way round (token:name), and its "name" then is the secret.
     if (!IsTokenName(name)) {
       return Status::InvalidArgument(fmt::format(
           "API token entry {}: the name must be letters, digits, '_', '.' or '-'", position));
     }
     if (token.empty()) {
       return Status::InvalidArgument(
-          fmt::format("API token entry {} ('{}'): the token is empty", position, name));
+          fmt::format("API token entry {}: the token after the ':' is empty", position));
     }
     if (token.size() < kMinApiTokenLength) {
-      return Status::InvalidArgument(
-          fmt::format("API token entry {} ('{}'): the token must be at least {} characters",
-                      position, name, kMinApiTokenLength));
+      return Status::InvalidArgument(fmt::format(
+          "API token entry {}: the token after the ':' must be at least {} characters (entries "
+          "are name:token)",
+          position, kMinApiTokenLength));
     }
     if (HasSpaceOrControl(token)) {
       return Status::InvalidArgument(fmt::format(
-          "API token entry {} ('{}'): the token contains whitespace or control characters",
-          position, name));
-    }
-    // The HTTP library percent-decodes header values, so a token with '%' in it would never
-    // match what the producer sends.
-    if (token.find('%') != std::string::npos) {
-      return Status::InvalidArgument(
-          fmt::format("API token entry {} ('{}'): the token must not contain '%'", position, name));
+          "API token entry {}: the token contains whitespace or control characters", position));
     }
     if (auto it = position_of_name.find(name); it != position_of_name.end()) {
       return Status::InvalidArgument(fmt::format(

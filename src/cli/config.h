@@ -31,9 +31,24 @@ struct Config {
   DurationMs drain_timeout = 20'000;  // graceful stop: how long in-flight sends may take
   OnUnknown on_unknown = OnUnknown::kRetry;
   bool synchronous_full = true;  // --synchronous=full|normal
-  int http_threads = 64;         // HTTP threads kept ready
-  int max_connections = 1024;    // connections served at once
+  int http_threads = 64;         // threads that run requests
+  int max_connections = 10'000;  // open connections, at most (lowered to fit the fd limit)
+  int max_connections_per_client = 4'096;  // open connections from one address
+  int max_waits_per_producer = 100;        // open long polls (?wait=) of one producer
+  int max_header_bytes = 8 << 10;          // the request line, and each header line
+  int max_head_bytes = 64 << 10;           // a request's whole head
+  int max_headers = 100;                   // header fields in one request
+  int max_body_bytes = 1 << 20;            // POST /v1/messages
+  int max_batch_body_bytes = 8 << 20;      // POST /v1/messages/batch
+  DurationMs head_timeout = 10'000;        // first byte of a request to the end of its head
+  DurationMs body_timeout = 30'000;        // to receive a whole body
+  DurationMs idle_timeout = 60'000;        // a kept-alive connection between requests
   std::string log_level = "info";
+  // The files the secrets came from (--upstream-token-file, --api-tokens-file).
+  std::vector<std::string> secret_files;
+  // Settings that work but are risky (e.g. the AgentPhone key in cleartext over the network),
+  // one sentence each, for the caller to log at start.
+  std::vector<std::string> warnings;
 };
 
 // Parses `sendq serve` arguments (argv without the program name and the "serve" word) with
@@ -43,7 +58,9 @@ Result<Config> ParseServeConfig(const std::vector<std::string>& args,
                                 const std::map<std::string, std::string>& env,
                                 std::string* help_text);
 
-// "name:token,name:token" -> map. Errors name the offending entry by position, never the token.
+// "name:token,name:token" -> map. Names are letters, digits, '_', '.' and '-'; tokens at least
+// 8 characters without whitespace or control characters. Errors name the offending entry by
+// position, never its token (nor its name while the entry may be written token:name).
 Result<std::map<std::string, std::string>> ParseApiTokens(const std::string& text);
 
 }  // namespace sendq

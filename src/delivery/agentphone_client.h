@@ -4,12 +4,19 @@
 // so keep-alive connections are not shared). The factory may be called from any thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "queue/retry_policy.h"
 #include "util/clock.h"
+
+namespace httplib {
+enum class Error;  // defined by <httplib.h>, which this header leaves to the .cpp
+}  // namespace httplib
 
 namespace sendq::delivery {
 
@@ -25,11 +32,40 @@ class UpstreamClient {
 using UpstreamClientFactory = std::function<std::unique_ptr<UpstreamClient>()>;
 
 struct AgentPhoneOptions {
-  std::string base_url;  // e.g. https://api.agentphone.ai, optionally with a path prefix
+  std::string base_url;  // e.g. https://api.agentphone.ai (a path prefix would be kept)
   std::string token;     // the AgentPhone key; sent only in the Authorization header
   DurationMs timeout = 30'000;
 };
 
+// The client's UpstreamResponse never holds the key: the body and the transport error pass
+// through RedactSecrets (util/redact.h) with it, so an error page that echoes the request's
+// Authorization header reaches neither logs, the database nor API responses. The body is read
+// with a cap (see CappedResponseBody).
 UpstreamClientFactory AgentPhoneClientFactory(AgentPhoneOptions options);
+
+// How much of an answer's body is kept. AgentPhone's answers are far smaller; a longer body
+// (an error page, a misbehaving proxy) is cut, and a cut 2xx body is then simply unreadable.
+inline constexpr size_t kMaxUpstreamBodyBytes = 64 * 1024;
+// How much of a body is read at most, the kept part included. Beyond it the client stops
+// reading and closes the connection, and the answer counts with what it has (its status and
+// headers arrived before the body).
+inline constexpr uint64_t kMaxUpstreamBodyReadBytes = 1024 * 1024;
+
+// The body text kept of an answer, with `secrets` redacted. `received` is the start of the
+// body as read (the whole body, or at least its first `cap` bytes), `total_bytes` its length,
+// and `complete` false when reading stopped early (total_bytes then is how much was read).
+// A body longer than `cap` is cut to at most `cap` bytes (never inside a UTF-8 sequence, and
+// without a trailing beginning of a secret), followed by "…[truncated: N bytes total]", or
+// "…[truncated: more than N bytes]" when reading stopped early.
+std::string CappedResponseBody(std::string_view received, uint64_t total_bytes, bool complete,
+                               size_t cap, const std::vector<std::string>& secrets);
+
+// Human text for a request that got no answer, e.g. "connection refused or host unreachable",
+// "name not resolved: api.example.com (Name or service not known)", "TLS handshake failed",
+// "timed out waiting for the answer". `host` is the upstream's host; `resolve_error` says why
+// it does not resolve (empty if it does, or was not checked); `timed_out` whether the request
+// ran into its timeout (which tells a read timeout from a reset).
+std::string DescribeTransportError(httplib::Error error, const std::string& host,
+                                   const std::string& resolve_error, bool timed_out);
 
 }  // namespace sendq::delivery

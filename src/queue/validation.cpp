@@ -5,6 +5,8 @@
 #include <array>
 #include <utility>
 
+#include "queue/raw_json.h"
+
 namespace sendq {
 namespace {
 
@@ -449,7 +451,9 @@ ValidatedRequest ParseAndValidateSendRequest(std::string_view text) {
     result.errors.push_back(std::move(*error));
     return result;
   }
-  return ValidateSendRequest(body);
+  ValidatedRequest result = ValidateSendRequest(body);
+  if (result.ok()) result.forwarded = ForwardedRequest(text, result.request);
+  return result;
 }
 
 ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann::json& loc_prefix) {
@@ -480,6 +484,7 @@ ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann:
     return result;
   }
   result.request = Normalise(body, std::move(media.folded));
+  result.forwarded = result.request.dump();
   return result;
 }
 

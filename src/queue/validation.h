@@ -24,6 +24,9 @@ struct ValidatedRequest {
   // The normalised request, to be stored and sent upstream: null fields omitted, `media_url`
   // folded into `media_urls`, unknown fields kept unchanged. Empty when errors is not.
   nlohmann::json request;
+  // What is stored and sent upstream: `request` with the producer's own bytes for every field
+  // that validation did not change (see raw_json.h).
+  std::string forwarded;
   std::vector<FieldError> errors;
   bool ok() const { return errors.empty(); }
 };

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/status.h"
 
@@ -78,9 +79,15 @@ class Db {
   int64_t Changes() const;
   bool InTransaction() const;
 
+  // The ids of the messages the current transaction changed, so that a commit wakes only
+  // those messages' long polls. The writer truncates the list when a task rolls back.
+  void NoteChanged(std::string id) { changed_.push_back(std::move(id)); }
+  std::vector<std::string>& changed() { return changed_; }
+
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_;
+  std::vector<std::string> changed_;
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> cache_;
 };
 

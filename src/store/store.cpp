@@ -3,8 +3,13 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
 #include <mutex>
 
 #include "store/migrations.h"
@@ -119,8 +124,10 @@ Status ApplyMigrations(Db& db) {
 // Connections for reads, handed out one per caller and returned when done.
 class ReaderPool {
  public:
-  ReaderPool(std::string path, bool synchronous_full)
-      : path_(std::move(path)), synchronous_full_(synchronous_full) {}
+  ReaderPool(std::string path, bool synchronous_full, int max_readers)
+      : path_(std::move(path)),
+        synchronous_full_(synchronous_full),
+        max_readers_(static_cast<size_t>(std::max(max_readers, 1))) {}
 
   class Lease {
    public:
@@ -137,31 +144,47 @@ class ReaderPool {
     std::unique_ptr<Db> db_;
   };
 
+  // Waits while max_readers connections are in use.
   Result<Lease> Acquire() {
     {
-      std::lock_guard<std::mutex> guard(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_readers_; });
       if (!idle_.empty()) {
         std::unique_ptr<Db> db = std::move(idle_.back());
         idle_.pop_back();
         return Lease(this, std::move(db));
       }
+      ++open_;
     }
     Result<std::unique_ptr<Db>> db = Db::Open(path_, synchronous_full_, kReaderCacheKib);
-    if (!db.ok()) return db.status();
+    if (!db.ok()) {
+      {
+        std::lock_guard<std::mutex> guard(mu_);
+        --open_;
+      }
+      cv_.notify_one();
+      return db.status();
+    }
     return Lease(this, std::move(*db));
   }
 
  private:
   void Return(std::unique_ptr<Db> db) {
     db->ResetAll();  // end any read transaction a half-read statement holds open
-    std::lock_guard<std::mutex> guard(mu_);
-    idle_.push_back(std::move(db));
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      idle_.push_back(std::move(db));
+    }
+    cv_.notify_one();
   }
 
   const std::string path_;
   const bool synchronous_full_;
+  const size_t max_readers_;
   std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::unique_ptr<Db>> idle_;  // GUARDED_BY(mu_)
+  size_t open_ = 0;                        // GUARDED_BY(mu_): connections opened
 };
 
 // Runs a prepared statement that returns message rows.
@@ -188,6 +211,15 @@ Result<std::optional<Message>> FindMessage(Db& db, const std::string& producer,
   return std::optional<Message>(std::move(rows->front()));
 }
 
+// Requests are stored as the producer wrote them, so the same request may differ in white
+// space or key order: it is the same when its JSON is.
+bool SameRequest(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const nlohmann::json pa = nlohmann::json::parse(a, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json pb = nlohmann::json::parse(b, nullptr, /*allow_exceptions=*/false);
+  return !pa.is_discarded() && pa == pb;
+}
+
 // Inserts a new message, or finds the earlier one with the same idempotency key: the same
 // request is a replay, another request is Conflict. Runs on the writer.
 Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
@@ -201,7 +233,7 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
     if (!existing.ok()) return existing.status();
     if (!existing->empty()) {
       Message& earlier = existing->front();
-      if (earlier.request_json != nm.request_json) {
+      if (!SameRequest(earlier.request_json, nm.request_json)) {
         return Status::Conflict(
             "this Idempotency-Key was already used with a different request body; use a "
             "new key for a new message");
@@ -247,10 +279,10 @@ Status NotFound(const std::string& id) {
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<LockFile> lock, std::unique_ptr<Db> write_db, std::string path,
-              StoreOptions options, const Clock* clock, std::function<void()> on_commit)
+              StoreOptions options, const Clock* clock, OnCommit on_commit)
       : clock_(clock),
         lock_(std::move(lock)),
-        readers_(path, options.synchronous_full),
+        readers_(path, options.synchronous_full, options.max_readers),
         writer_(std::move(write_db), std::move(on_commit)) {}
 
   Result<EnqueueResult> Enqueue(const NewMessage& nm) override {
@@ -419,6 +451,7 @@ class SqliteStore final : public Store {
       (*update)->Bind(1, id).Bind(2, version);
       if (Status st = (*update)->Run(); !st.ok()) return st;
       if (db.Changes() == 0) return Status::Ok();
+      db.NoteChanged(id);
       Result<Stmt*> remove =
           db.Prepare("DELETE FROM attempts WHERE message_id = ?1 AND number = ?2");
       if (!remove.ok()) return remove.status();
@@ -508,6 +541,7 @@ class SqliteStore final : public Store {
       Result<std::vector<Message>> rows = CollectMessages(*stmt);
       if (!rows.ok()) return rows.status();
       if (rows->empty()) return Status::Internal("message changed during a transition");
+      db.NoteChanged(id);
       return std::move(rows->front());
     });
   }
@@ -544,6 +578,7 @@ class SqliteStore final : public Store {
         db.Prepare("INSERT INTO attempts (message_id, number, started_at) VALUES (?1, ?2, ?3)");
     if (!insert.ok()) return insert.status();
     for (const ClaimedMessage& c : out) {
+      db.NoteChanged(c.message.id);
       (*insert)->Reset();
       (*insert)->Bind(1, c.message.id).Bind(2, c.attempt_number).Bind(3, o.now);
       if (Status ins = (*insert)->Run(); !ins.ok()) return ins;
@@ -583,6 +618,7 @@ class SqliteStore final : public Store {
     if (Status st = (*update)->Run(); !st.ok()) return st;
     // Fenced: the lease was taken over; the newer state wins.
     if (db.Changes() == 0) return false;
+    db.NoteChanged(r.message_id);
     Result<Stmt*> attempt = db.Prepare(
         "UPDATE attempts SET finished_at = ?3, outcome = ?4, http_status = ?5, error = ?6, "
         "response_body = ?7, charged = ?8 WHERE message_id = ?1 AND number = ?2");
@@ -614,6 +650,7 @@ class SqliteStore final : public Store {
       Result<bool> row = (*stmt)->Step();
       if (!row.ok()) return row.status();
       if (!*row) return Status::Ok();
+      db.NoteChanged((*stmt)->Text(0));
       log::Info("message_expired", {{"message_id", (*stmt)->Text(0)}});
     }
   }
@@ -672,6 +709,7 @@ class SqliteStore final : public Store {
           .Bind(4, o.now)
           .Bind(5, reason);
       if (Status st = (*update)->Run(); !st.ok()) return st;
+      db.NoteChanged(m.id);
       log::Warn("lease_expired",
                 {{"message_id", m.id}, {"attempt", attempt_number}, {"status", StatusName(next)}});
     }
@@ -687,10 +725,17 @@ class SqliteStore final : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOptions options,
-                                               const Clock* clock,
-                                               std::function<void()> on_commit) {
+                                               const Clock* clock, OnCommit on_commit) {
   Result<std::unique_ptr<LockFile>> lock = LockFile::Acquire(path + ".lock");
   if (!lock.ok()) return lock.status();
+  // Bodies and phone numbers are for this user alone. SQLite gives the WAL and shared-memory
+  // files the database file's permissions, so creating it 0600 covers all three.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+  } else if (errno != EEXIST) {
+    return Status::IOError(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
+  }
   Result<std::unique_ptr<Db>> db = Db::Open(path, options.synchronous_full);
   if (!db.ok()) return db.status();
   if (Status st = ApplyMigrations(**db); !st.ok()) return st;

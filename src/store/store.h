@@ -146,14 +146,18 @@ class Store {
 
 struct StoreOptions {
   bool synchronous_full = true;
+  // Read connections open at once, at most; a read beyond them waits for one to be free.
+  int max_readers = 32;
 };
 
 // Opens or creates the database at `path`, applies pending migrations and takes an exclusive
 // lock on `path` + ".lock" (one sendq per database). Because no other process can hold
 // leases, leases left by an earlier process are voided: its `sending` messages are recovered
-// by the first Claim. `on_commit` runs after every commit (on the writer thread).
+// by the first Claim. `on_commit` runs after every commit (on the writer thread) with the ids
+// of the messages that commit changed.
+using OnCommit = std::function<void(const std::vector<std::string>& changed_ids)>;
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOptions options,
-                                               const Clock* clock, std::function<void()> on_commit);
+                                               const Clock* clock, OnCommit on_commit);
 
 // The schema version a database file is at (0 for a new file), for tests and tools.
 Result<int> SchemaVersion(const std::string& path);

@@ -11,7 +11,7 @@ constexpr size_t kMaxBatch = 2048;
 
 }  // namespace
 
-Writer::Writer(std::unique_ptr<Db> db, std::function<void()> on_commit)
+Writer::Writer(std::unique_ptr<Db> db, OnCommit on_commit)
     : on_commit_(std::move(on_commit)), db_(std::move(db)) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -70,6 +70,8 @@ void Writer::Loop() {
 
 void Writer::CommitBatch(std::deque<Task>& batch) {
   std::vector<Status> results(batch.size());
+  std::vector<std::string>& changed = db_->changed();
+  changed.clear();
   Status commit_status;
   {
     Transaction txn(db_.get(), Transaction::Mode::kImmediate);
@@ -80,10 +82,14 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
         // costs more than the savepoints themselves.
         Status st = db_->RunCached("SAVEPOINT task");
         if (st.ok()) {
+          const size_t changed_before = changed.size();
           st = batch[i].fn(*db_);
           db_->ResetAll();
           // A task that failed leaves nothing behind; the others in the batch keep their work.
-          if (!st.ok()) db_->RunCached("ROLLBACK TO task");
+          if (!st.ok()) {
+            db_->RunCached("ROLLBACK TO task");
+            changed.resize(changed_before);
+          }
           db_->RunCached("RELEASE task");
         }
         results[i] = st;
@@ -98,7 +104,8 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i].done(commit_status.ok() ? results[i] : commit_status);
   }
-  if (commit_status.ok() && on_commit_) on_commit_();
+  if (commit_status.ok() && on_commit_) on_commit_(changed);
+  changed.clear();
 }
 
 }  // namespace sendq::store

@@ -18,7 +18,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "store/sqlite.h"
 #include "util/status.h"
@@ -30,8 +32,11 @@ class Writer {
   using Fn = std::function<Status(Db&)>;
   using Done = std::function<void(Status)>;
 
-  // Takes the write connection. `on_commit` runs on the writer thread after each commit.
-  Writer(std::unique_ptr<Db> db, std::function<void()> on_commit);
+  // Called on the writer thread after each commit with the ids of the messages it changed.
+  using OnCommit = std::function<void(const std::vector<std::string>& changed_ids)>;
+
+  // Takes the write connection.
+  Writer(std::unique_ptr<Db> db, OnCommit on_commit);
   ~Writer();  // Finishes what was submitted, then stops.
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -90,7 +95,7 @@ class Writer {
   void CommitBatch(std::deque<Task>& batch);
 
   // Constant after construction.
-  const std::function<void()> on_commit_;
+  const OnCommit on_commit_;
   std::unique_ptr<Db> db_;  // used only by thread_
 
   std::mutex mu_;

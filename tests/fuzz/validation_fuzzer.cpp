@@ -82,9 +82,11 @@ void CheckAccepted(const sendq::ValidatedRequest& result) {
     Require(request["media_urls"].is_array(), "accepted: media_urls is a list");
     Require(request["media_urls"].size() <= sendq::kMaxMediaUrls, "accepted: media_urls bound");
   }
-  // What the API stores; the default error handler throws on invalid UTF-8.
-  const std::string stored = request.dump();
-  sendq::ValidatedRequest again = sendq::ParseAndValidateSendRequest(stored);
+  // What the API stores and forwards: the producer's own bytes for every field validation kept.
+  const json forwarded = json::parse(result.forwarded, nullptr, /*allow_exceptions=*/false);
+  Require(!forwarded.is_discarded(), "accepted: the forwarded request is JSON");
+  Require(forwarded == request, "accepted: the forwarded request is the normalised one");
+  sendq::ValidatedRequest again = sendq::ParseAndValidateSendRequest(result.forwarded);
   Require(again.ok(), "accepted: the stored request validates again");
   Require(again.request == request, "accepted: normalising is idempotent");
 }

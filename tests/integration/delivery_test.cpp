@@ -16,6 +16,20 @@ std::vector<nlohmann::json> SendsFor(FakeUpstream& upstream, const std::string& 
   return out;
 }
 
+// A paused upstream does not make sendq unready: it keeps accepting and buffering work. Only
+// ?upstream=required says 503.
+void CheckReadyWhilePaused(int port) {
+  HttpResult ready = Request("GET", "127.0.0.1", port, "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.json.at("ready") == true);
+  CHECK(ready.json.at("upstream") == "paused");
+  CHECK(ready.json.at("reason") == "upstream_paused");
+  HttpResult required = Request("GET", "127.0.0.1", port, "/readyz?upstream=required");
+  CHECK(required.status == 503);
+  CHECK(required.json.at("ready") == false);
+  CHECK(required.json.at("reason") == "upstream_paused");
+}
+
 TEST_CASE("delivery: happy path records sent and AgentPhone's msg_ id") {
   Scenario s;
   nlohmann::json request = ExampleRequest();
@@ -134,9 +148,7 @@ TEST_CASE("delivery: upstream down, messages stay queued uncharged, then all are
   const std::string status = record.at("status");
   CHECK((status == "queued" || status == "sending"));
   CHECK(record.at("attempts") == 0);
-  HttpResult ready = Request("GET", "127.0.0.1", s.sendq->port(), "/readyz");
-  CHECK(ready.status == 503);
-  CHECK(ready.body.find("upstream paused") != std::string::npos);
+  CheckReadyWhilePaused(s.sendq->port());
 
   FakeUpstream upstream({"--token", kTestUpstreamToken}, s.dir.path(), port);
   for (const std::string& id : ids) {
@@ -160,9 +172,7 @@ TEST_CASE("delivery: 401 pauses the upstream, fails nothing, and resumes by itse
   const std::string status = record.at("status");
   CHECK((status == "queued" || status == "sending"));  // a probe may be under way
   CHECK(record.at("attempts") == 0);
-  HttpResult ready = Request("GET", "127.0.0.1", s.sendq->port(), "/readyz");
-  CHECK(ready.status == 503);
-  CHECK(ready.body.find("upstream paused") != std::string::npos);
+  CheckReadyWhilePaused(s.sendq->port());
   HttpResult metrics = s.sendq->Get("/metrics");
   CHECK(metrics.body.find("sendq_upstream_paused 1") != std::string::npos);
   // Another message enqueued meanwhile waits too, and is not failed.
@@ -200,8 +210,7 @@ TEST_CASE("delivery: a burst of 5xx trips the circuit instead of using up attemp
   for (int i = 0; i < 8; ++i) ids.push_back(Enqueue(*s.sendq));
   // Once every message has had an attempt, the circuit is open: readiness says so.
   for (const std::string& id : ids) WaitAttempts(*s.sendq, id, 1);
-  HttpResult ready = Request("GET", "127.0.0.1", s.sendq->port(), "/readyz");
-  CHECK(ready.status == 503);
+  CheckReadyWhilePaused(s.sendq->port());
   s.upstream->SetConfig({{"force_status", 0}});
   int sent = 0;
   for (const std::string& id : ids) {

@@ -29,6 +29,17 @@ inline std::vector<std::string> FastRetryArgs() {
           "--upstream-timeout", "5s",   "--drain-timeout", "10s"};
 }
 
+// Long enough that a paused upstream is not probed again while a test runs (the probe
+// interval is capped at a minute), so messages stay `queued` and never flip to `sending`.
+inline std::vector<std::string> NoProbeArgs() {
+  return {"--backoff-base", "10m", "--backoff-max", "10m"};
+}
+
+// An upstream URL with nothing listening.
+inline std::string UnreachableUrl() {
+  return "http://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+}
+
 struct Scenario {
   TempDir dir;
   std::unique_ptr<FakeUpstream> upstream;

@@ -2,8 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "testutil.h"
@@ -44,11 +47,22 @@ struct WriterFixture {
     auto db = Db::Open(dir.File("w.db"), true);
     REQUIRE(db.ok());
     REQUIRE((*db)->Exec("CREATE TABLE t (v INTEGER)").ok());
-    writer = std::make_unique<Writer>(std::move(*db), [this] { ++commits; });
+    writer = std::make_unique<Writer>(std::move(*db), [this](const std::vector<std::string>& ids) {
+      std::lock_guard<std::mutex> guard(mu);
+      ++commits;
+      changed.insert(changed.end(), ids.begin(), ids.end());
+    });
+  }
+
+  std::vector<std::string> Changed() {
+    std::lock_guard<std::mutex> guard(mu);
+    return changed;
   }
 
   test::TempDir dir;
   std::atomic<int> commits{0};
+  std::mutex mu;
+  std::vector<std::string> changed;  // GUARDED_BY(mu): ids the commits reported
   std::unique_ptr<Writer> writer;
 };
 
@@ -88,14 +102,25 @@ TEST_CASE("writer: a failing write is rolled back alone; the rest of its batch c
   WriterFixture f;
   std::thread blocker = f.BlockUntilPending(3);
   Status good1, bad, good2;
-  std::thread a([&] { good1 = f.writer->Run([](Db& db) { return Insert(db, 1); }); });
+  std::thread a([&] {
+    good1 = f.writer->Run([](Db& db) {
+      db.NoteChanged("one");
+      return Insert(db, 1);
+    });
+  });
   std::thread b([&] {
     bad = f.writer->Run([](Db& db) {
+      db.NoteChanged("two");      // forgotten with the rollback: nothing changed
       Status st = Insert(db, 2);  // written, then undone with its savepoint
       return st.ok() ? Status::Conflict("refused") : st;
     });
   });
-  std::thread c([&] { good2 = f.writer->Run([](Db& db) { return Insert(db, 3); }); });
+  std::thread c([&] {
+    good2 = f.writer->Run([](Db& db) {
+      db.NoteChanged("three");
+      return Insert(db, 3);
+    });
+  });
   a.join();
   b.join();
   c.join();
@@ -103,6 +128,10 @@ TEST_CASE("writer: a failing write is rolled back alone; the rest of its batch c
   CHECK(good1.ok());
   CHECK(bad.IsConflict());
   CHECK(good2.ok());
+  // The commit reports the messages its kept tasks changed, so only their long polls wake.
+  std::vector<std::string> changed = f.Changed();
+  std::sort(changed.begin(), changed.end());
+  CHECK(changed == std::vector<std::string>{"one", "three"});
   auto count = f.writer->Call<int64_t>([](Db& db) { return Count(db); });
   REQUIRE(count.ok());
   CHECK(*count == 2);

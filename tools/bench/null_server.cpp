@@ -1,31 +1,26 @@
 // bench-null-server: the HTTP half of sendq's enqueue, without the queue.
 //
-// It serves POST /v1/messages with the same HTTP stack and settings as sendq's API (see
-// src/http/http_server.h: the same http::Server with its growing ConnectionPool, TCP_NODELAY,
-// payload limit, timeouts, keep-alive count and listen backlog, the body read through a
-// ContentReader). Each request has its
-// bearer token checked and its body parsed with nlohmann::json, and gets a 202 with a record of
-// the same fields and about the same size as sendq's. Nothing is validated, stored or sent, so
-// its rate is the ceiling that sendq's durable enqueue is compared with.
+// It serves POST /v1/messages on the same HTTP front as sendq's API (src/http/server.h: the
+// same event loop, limits and request pool, the token checked at the head, the body handed to
+// a pool thread). Each request has its body parsed with nlohmann::json and gets a 202 with a
+// record of the same fields and about the same size as sendq's. Nothing is validated, stored
+// or sent, so its rate is the ceiling that sendq's durable enqueue is compared with.
 //
 // On start it prints {"event":"listening","port":N} on stderr, as sendq does. SIGINT or
 // SIGTERM stop it.
 
-#include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <thread>
 
-#include "api/server.h"
-#include "http/http_server.h"
+#include "http/server.h"
 #include "util/clock.h"
 #include "util/process.h"
 #include "util/time_format.h"
@@ -41,9 +36,13 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-void SendError(httplib::Response& res, int status, std::string_view code, std::string_view msg) {
+sendq::http::Response Error(int status, std::string_view code, std::string_view msg) {
+  sendq::http::Response res;
   res.status = status;
-  res.set_content(nlohmann::json{{"detail", msg}, {"code", code}}.dump(), kJson);
+  res.content_type = kJson;
+  res.body = nlohmann::json{{"detail", msg}, {"code", code}}.dump();
+  res.close = status == 401;
+  return res;
 }
 
 // A record with sendq's fields for a queued message, so that the response costs about what
@@ -82,6 +81,51 @@ nlohmann::ordered_json NullRecord(uint64_t n, const nlohmann::json& request) {
   return r;
 }
 
+// POST /v1/messages, with sendq's steps but none of its work.
+class NullHandler final : public sendq::http::Handler {
+ public:
+  explicit NullHandler(std::string token) : token_(std::move(token)) {}
+
+  sendq::http::HeadVerdict OnHead(sendq::http::Request& req) override {
+    sendq::http::HeadVerdict verdict;
+    if (req.method != "POST" || req.path != "/v1/messages") {
+      verdict.refuse = Error(404, "not_found", "no such endpoint");
+      return verdict;
+    }
+    const std::string* header = req.FindHeader("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (header == nullptr || header->size() <= kBearer.size() ||
+        header->compare(0, kBearer.size(), kBearer) != 0 ||
+        !ConstantTimeEquals(std::string_view(*header).substr(kBearer.size()), token_)) {
+      verdict.refuse = Error(401, "unauthorized", "missing or invalid producer token");
+      return verdict;
+    }
+    req.principal = "null";
+    verdict.body_limit = 1 << 20;
+    return verdict;
+  }
+
+  void OnRequest(std::shared_ptr<sendq::http::Request> req,
+                 sendq::http::Responder respond) override {
+    nlohmann::json request = nlohmann::json::parse(req->body, nullptr, /*allow_exceptions=*/false);
+    if (!request.is_object()) return respond(Error(422, "invalid_json", "body is not an object"));
+    const uint64_t n = accepted_.fetch_add(1) + 1;
+    nlohmann::ordered_json record = NullRecord(n, request);
+    sendq::http::Response res;
+    res.status = 202;
+    res.content_type = kJson;
+    res.SetHeader("Location", "/v1/messages/" + record["id"].get<std::string>());
+    res.body = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    respond(std::move(res));
+  }
+
+  uint64_t accepted() const { return accepted_.load(); }
+
+ private:
+  const std::string token_;
+  std::atomic<uint64_t> accepted_{0};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,7 +135,7 @@ int main(int argc, char** argv) {
   int http_threads = 64;
   app.add_option("--listen", listen, "HOST:PORT; port 0 picks a free port")->capture_default_str();
   app.add_option("--token", token, "The producer token expected after 'Bearer '")->required();
-  app.add_option("--http-threads", http_threads, "HTTP threads kept ready")
+  app.add_option("--http-threads", http_threads, "threads that run requests")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -106,63 +150,28 @@ int main(int argc, char** argv) {
   // sigwait() receives them.
   const sigset_t stop_signals = sendq::BlockStopSignals();
 
-  // The settings of sendq::api::ApiServer's constructor.
-  sendq::http::Settings settings;
-  settings.ready_threads = http_threads;
-  settings.payload_max_length = sendq::api::kMaxBatchRequestBytes;
-  sendq::http::Server http(settings);
-
-  std::atomic<uint64_t> accepted{0};
-  http.Post("/v1/messages", [&](const httplib::Request& req, httplib::Response& res,
-                                const httplib::ContentReader& reader) {
-    std::string body;
-    const sendq::http::BodyRead read =
-        sendq::http::ReadBody(req, reader, sendq::api::kMaxRequestBytes, &body);
-    if (read != sendq::http::BodyRead::kComplete) {
-      res.set_header("Connection", "close");
-      return SendError(res, read == sendq::http::BodyRead::kTooLarge ? 413 : 400, "bad_request",
-                       "body refused");
-    }
-    const std::string header = req.get_header_value("Authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0 ||
-        !ConstantTimeEquals(std::string_view(header).substr(kBearer.size()), token)) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      return SendError(res, 401, "unauthorized", "missing or invalid producer token");
-    }
-    nlohmann::json request = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (!request.is_object()) return SendError(res, 422, "invalid_json", "body is not an object");
-    const uint64_t n = accepted.fetch_add(1) + 1;
-    nlohmann::ordered_json record = NullRecord(n, request);
-    res.set_header("Location", "/v1/messages/" + record["id"].get<std::string>());
-    res.status = 202;
-    res.set_content(record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
-  });
-
-  if (port == 0) {
-    port = http.bind_to_any_port(host);
-  } else if (!http.bind_to_port(host, port)) {
-    port = -1;
-  }
-  if (port < 0 || !http.RaiseListenBacklog().ok()) {
+  // The defaults of sendq::api::ApiServer.
+  sendq::http::Options options;
+  options.host = host;
+  options.port = port;
+  options.worker_threads = http_threads;
+  NullHandler handler(token);
+  sendq::http::Server http(options, &handler);
+  sendq::Result<int> bound = http.Bind();
+  if (!bound.ok()) {
     std::fprintf(stderr, "{\"event\":\"start_failed\",\"listen\":\"%s\"}\n", listen.c_str());
     return 1;
   }
-  std::thread server([&] { http.listen_after_bind(); });
+  std::thread server([&] { http.Run(); });
   std::fprintf(stderr, "%s\n",
-               nlohmann::json({{"event", "listening"}, {"port", port}}).dump().c_str());
+               nlohmann::json({{"event", "listening"}, {"port", *bound}}).dump().c_str());
   std::fflush(stderr);
 
   sendq::AwaitStopSignal(stop_signals);
-  // stop() is a no-op until the accept loop runs; wait (boundedly) for it so that a stop
-  // right after the start is not lost.
-  for (int i = 0; i < 5000 && !http.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  http.stop();
+  http.Stop();
   server.join();
   std::fprintf(
       stderr, "%s\n",
-      nlohmann::json({{"event", "stopped"}, {"accepted", accepted.load()}}).dump().c_str());
+      nlohmann::json({{"event", "stopped"}, {"accepted", handler.accepted()}}).dump().c_str());
   return 0;
 }

@@ -757,25 +757,40 @@ class RawConn {
 
   void ShutdownWrite() { shutdown(fd_, SHUT_WR); }
 
-  // The status of the response, 0 if the server closed without one, -1 if nothing arrived
-  // within `timeout_ms`.
+  // The status of the next response, 0 if the server closed without one, -1 if it did not
+  // arrive within `timeout_ms`. The whole response is consumed (its Content-Length body too),
+  // so that pipelined responses can be read one after another.
   int ReadStatus(int timeout_ms) {
-    std::string got;
     const auto deadline = Clock::now() + milliseconds(timeout_ms);
-    char buf[4096];
-    while (got.find("\r\n") == std::string::npos) {
+    char buf[16384];
+    for (;;) {
+      const size_t head_end = pending_.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        if (pending_.size() < 12 || pending_.compare(0, 5, "HTTP/") != 0) return 0;
+        size_t length = 0;
+        const size_t cl = pending_.find("Content-Length: ");
+        if (cl != std::string::npos && cl < head_end) length = std::stoul(pending_.substr(cl + 16));
+        if (pending_.size() >= head_end + 4 + length) {
+          const int status = std::atoi(pending_.c_str() + 9);
+          pending_.erase(0, head_end + 4 + length);
+          return status;
+        }
+      }
       const int left = static_cast<int>(
           std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count());
       if (left <= 0) return -1;
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, left) != 1) return -1;
       ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
+      if (n <= 0) {
+        // Closed: a status line that did arrive still counts.
+        if (pending_.size() >= 12 && pending_.compare(0, 5, "HTTP/") == 0) {
+          return std::atoi(pending_.c_str() + 9);
+        }
+        return 0;
+      }
+      pending_.append(buf, static_cast<size_t>(n));
     }
-    // "HTTP/1.1 NNN ..."
-    if (got.size() < 12 || got.compare(0, 5, "HTTP/") != 0) return 0;
-    return std::atoi(got.c_str() + 9);
   }
 
   // True if the server has closed its end (without blocking).
@@ -788,6 +803,7 @@ class RawConn {
 
  private:
   int fd_ = -1;
+  std::string pending_;  // received, not yet read as a response
 };
 
 struct AbuseOptions {
@@ -803,7 +819,30 @@ struct AbuseOptions {
   int truncated_requests = 300;
   int flood_requests = 20'000;
   int flood_connections = 8;
+  int header_flood_connections = 8;
+  int header_flood_mb = 20;  // header lines each flood connection sends, at most
+  int big_body_connections = 500;
+  int big_body_mb = 8;
+  std::string poll_token;  // a second producer's token, for the long-poll flood
+  int long_polls = 1500;
+  double long_poll_seconds = 15;
+  int pipelined_connections = 50;
+  int pipelined_requests = 20;  // per connection
+  int sendq_pid = 0;            // to report sendq's memory after each phase
 };
+
+// VmRSS and VmHWM (the peak) of a process, in MB; empty when unknown.
+Json MemoryOf(int pid) {
+  Json out = Json::object();
+  if (pid <= 0) return out;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) out["sendq_rss_mb"] = std::stol(line.substr(6)) / 1024;
+    if (line.rfind("VmHWM:", 0) == 0) out["sendq_peak_rss_mb"] = std::stol(line.substr(6)) / 1024;
+  }
+  return out;
+}
 
 // What the abusive requests of one phase got back. Status 0: the connection was closed
 // without an answer; -1: no answer in time.
@@ -974,6 +1013,7 @@ int RunAbuse(const AbuseOptions& o) {
       line["connect_failures"] = tally->connect_failures;
     }
     line["healthz_after"] = HealthStatus(url);
+    line.update(MemoryOf(o.sendq_pid));
     line.update(extra);
     std::printf("%s\n", line.dump().c_str());
     std::fflush(stdout);
@@ -1137,6 +1177,137 @@ int RunAbuse(const AbuseOptions& o) {
            secs, &tally, {{"flood_per_s", std::round(o.flood_requests / secs)}});
   }
 
+  // (f) Header floods without a token: line after line of headers that never end, each
+  // connection up to header_flood_mb, until sendq refuses and closes.
+  {
+    AbuseTally tally;
+    auto start = Clock::now();
+    std::string slice;
+    for (int i = 0; i < 10'000; ++i) slice += "X-Flood: " + std::string(89, 'a') + "\r\n";
+    Parallel(
+        o.header_flood_connections, o.header_flood_connections, 5, 60,
+        [&](int, httplib::Client*) {
+          RawConn c(url, 3000);
+          if (!c.ok()) {
+            std::lock_guard<std::mutex> lock(tally.mu);
+            ++tally.connect_failures;
+            return;
+          }
+          bool open = c.Send("POST /v1/messages/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+          for (int mb = 0; open && mb < o.header_flood_mb && !Stopping(); ++mb) {
+            open = c.Send(slice, 5000);
+          }
+          tally.Add(c.ReadStatus(15000));
+        },
+        url);
+    report("f. header flood without a token, " + std::to_string(o.header_flood_connections) +
+               " connections of up to " + std::to_string(o.header_flood_mb) + " MB",
+           seconds_since(start), &tally, Json::object());
+  }
+
+  // (g) Big bodies without a token: every connection declares big_body_mb and sends it.
+  {
+    AbuseTally tally;
+    auto start = Clock::now();
+    const std::string mb(1 << 20, 'x');
+    Parallel(
+        32, o.big_body_connections, 5, 120,
+        [&](int, httplib::Client*) {
+          RawConn c(url, 3000);
+          if (!c.ok()) {
+            std::lock_guard<std::mutex> lock(tally.mu);
+            ++tally.connect_failures;
+            return;
+          }
+          bool open = c.Send(
+              "POST /v1/messages/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              "Content-Type: application/json\r\nContent-Length: " +
+              std::to_string(static_cast<int64_t>(o.big_body_mb) << 20) + "\r\n\r\n");
+          for (int i = 0; open && i < o.big_body_mb && !Stopping(); ++i) open = c.Send(mb, 5000);
+          tally.Add(c.ReadStatus(15000));
+        },
+        url);
+    report("g. " + std::to_string(o.big_body_connections) + " unauthenticated " +
+               std::to_string(o.big_body_mb) + " MB bodies",
+           seconds_since(start), &tally, Json::object());
+  }
+
+  // (h) Long polls from another producer, all open at once, beside the good producer.
+  if (!o.poll_token.empty()) {
+    auto start = Clock::now();
+    auto client = MakeClient(url, 10);
+    auto res = client->Post("/v1/messages", AuthHeaders(o.poll_token),
+                            R"({"agent_id":"agent_1","to_number":"+14155552671","body":"p"})",
+                            "application/json");
+    const std::string id =
+        res && res->status == 202 ? Json::parse(res->body).value("id", "") : std::string();
+    // A version it will never reach: each poll waits its full minute.
+    const std::string request = "GET /v1/messages/" + id +
+                                "?wait=60s&after_version=999999999 HTTP/1.1\r\nHost: "
+                                "127.0.0.1\r\nAuthorization: Bearer " +
+                                o.poll_token + "\r\n\r\n";
+    std::vector<std::unique_ptr<RawConn>> polls;
+    int64_t failures = 0;
+    for (int i = 0; i < o.long_polls && !Stopping(); ++i) {
+      auto c = std::make_unique<RawConn>(url, 3000);
+      if (!c->ok() || !c->Send(request, 1000)) {
+        ++failures;
+        continue;
+      }
+      polls.push_back(std::move(c));
+    }
+    PauseUntil(start + milliseconds(static_cast<int64_t>(o.long_poll_seconds * 1000)));
+    int64_t answered_early = 0;
+    for (auto& c : polls) {
+      if (c->PeerClosed()) ++answered_early;
+    }
+    const int64_t held = static_cast<int64_t>(polls.size());
+    Json memory = MemoryOf(o.sendq_pid);  // while they are all open
+    polls.clear();
+    Json extra = {{"long_polls_open", held},
+                  {"long_poll_failures", failures},
+                  {"long_polls_closed_early", answered_early}};
+    if (memory.contains("sendq_rss_mb")) extra["sendq_rss_mb_while_open"] = memory["sendq_rss_mb"];
+    report("h. " + std::to_string(o.long_polls) + " long polls from another producer",
+           seconds_since(start), nullptr, extra);
+  }
+
+  // (i) Pipelining: each connection sends its requests in one write and reads every answer.
+  {
+    AbuseTally tally;
+    auto start = Clock::now();
+    const std::string body = R"({"agent_id":"agent_1","to_number":"+14155552671","body":"pipe"})";
+    std::string one =
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + o.token +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
+    std::string all;
+    for (int i = 0; i < o.pipelined_requests; ++i) all += one;
+    std::atomic<int64_t> answered{0};
+    Parallel(
+        8, o.pipelined_connections, 0, 60,
+        [&](int, httplib::Client*) {
+          RawConn c(url, 3000);
+          if (!c.ok() || !c.Send(all, 5000)) {
+            std::lock_guard<std::mutex> lock(tally.mu);
+            ++tally.connect_failures;
+            return;
+          }
+          for (int i = 0; i < o.pipelined_requests; ++i) {
+            const int status = c.ReadStatus(15000);
+            tally.Add(status);
+            if (status == 202) ++answered;
+            if (status <= 0) break;
+          }
+        },
+        url);
+    report("i. " + std::to_string(o.pipelined_connections) + " connections of " +
+               std::to_string(o.pipelined_requests) + " pipelined enqueues",
+           seconds_since(start), nullptr,
+           {{"pipelined_sent", o.pipelined_connections * o.pipelined_requests},
+            {"pipelined_answered_202", answered.load()}});
+  }
+
   // Quiet again: does everything come back?
   t0 = Clock::now();
   PauseUntil(t0 + milliseconds(static_cast<int64_t>(o.quiet_seconds * 1000)));
@@ -1203,6 +1374,17 @@ int main(int argc, char** argv) {
   a->add_option("--truncated-requests", abuse.truncated_requests);
   a->add_option("--flood-requests", abuse.flood_requests);
   a->add_option("--flood-connections", abuse.flood_connections)->check(CLI::Range(1, 256));
+  a->add_option("--header-flood-connections", abuse.header_flood_connections)
+      ->check(CLI::Range(1, 256));
+  a->add_option("--header-flood-mb", abuse.header_flood_mb)->check(CLI::Range(1, 1024));
+  a->add_option("--big-body-connections", abuse.big_body_connections)->check(CLI::Range(0, 5000));
+  a->add_option("--big-body-mb", abuse.big_body_mb)->check(CLI::Range(1, 64));
+  a->add_option("--poll-token", abuse.poll_token, "a second producer's token (long-poll flood)");
+  a->add_option("--long-polls", abuse.long_polls)->check(CLI::Range(0, 20000));
+  a->add_option("--long-poll-seconds", abuse.long_poll_seconds);
+  a->add_option("--pipelined-connections", abuse.pipelined_connections)->check(CLI::Range(1, 1000));
+  a->add_option("--pipelined-requests", abuse.pipelined_requests)->check(CLI::Range(1, 1000));
+  a->add_option("--sendq-pid", abuse.sendq_pid, "report this process's memory per phase");
 
   CLI11_PARSE(app, argc, argv);
   StartStopSignalThread();

@@ -1,0 +1,142 @@
+// The HTTP/1.1 front that sendq's API and the benchmark's null server share, on Boost.Beast
+// over Asio.
+//
+// A few event-loop threads accept connections and parse requests with hard limits: nothing is
+// buffered past the request-line, header, head and body limits, and each phase has a deadline.
+// A request goes through two steps:
+//   1. As soon as its head is complete, Handler::OnHead decides on the event-loop thread,
+//      without blocking, whether the body may be read at all (route, token, type, size). A
+//      refusal is answered at once and the connection closed, so an unauthenticated client
+//      never makes sendq buffer a body. `Expect: 100-continue` is answered only after this.
+//   2. With the whole body read, Handler::OnRequest runs on a WorkPool thread (fair between
+//      producers) and answers through a Responder, at once or later: a long poll keeps its
+//      Responder and holds no thread while it waits.
+// Requests on one connection are answered in order, pipelined ones included. Header values are
+// given as sent, never percent-decoded.
+//
+// Thread-safety: Bind() and Run() from one thread; BeginDrain() and Stop() from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/clock.h"
+#include "util/status.h"
+
+namespace sendq::http {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+struct Request {
+  std::string method;
+  std::string target;  // as sent
+  std::string path;    // the target up to '?', as sent
+  // The query string's parameters, decoded as a form: %XX escapes, and '+' as a space.
+  std::multimap<std::string, std::string> query;
+  std::vector<Header> headers;  // as sent, in order
+  std::string body;
+  std::string client;                    // the peer's address
+  std::vector<std::string> path_params;  // what the route's {placeholders} matched
+  std::string principal;                 // who sent it, as OnHead decided; keys fairness
+  int route = -1;                        // which route OnHead matched, for OnRequest
+
+  // The first header with this name (case-insensitive), or nullptr.
+  const std::string* FindHeader(std::string_view name) const;
+  // The first value of a query parameter, or nullptr.
+  const std::string* FindParam(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+  std::vector<Header> headers;
+  bool close = false;  // close the connection after this answer
+
+  void SetHeader(std::string name, std::string value);
+};
+
+using Responder = std::function<void(Response)>;
+
+// What becomes of a request whose head is complete.
+struct HeadVerdict {
+  std::optional<Response> refuse;  // answered at once, without reading the body; then closed
+  uint64_t body_limit = 0;         // otherwise: the most body bytes this route reads
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // On an event-loop thread, before any of the body is read. Must not block. May set
+  // request.principal and request.path_params for OnRequest.
+  virtual HeadVerdict OnHead(Request& request) = 0;
+  // On a pool thread, with the whole body. `respond` must be called exactly once, from any
+  // thread, now or later.
+  virtual void OnRequest(std::shared_ptr<Request> request, Responder respond) = 0;
+};
+
+struct Limits {
+  size_t max_line = 8 << 10;   // the request line, and each header line
+  size_t max_head = 64 << 10;  // the whole head
+  size_t max_headers = 100;
+  DurationMs head_timeout = 10'000;  // from the first byte of a request to the end of its head
+  DurationMs body_timeout = 30'000;  // to read the whole body
+  DurationMs idle_timeout = 60'000;  // a kept-alive connection waiting for its next request
+  DurationMs write_timeout = 30'000;
+};
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: any free port
+  int io_threads = 1;
+  int worker_threads = 64;
+  size_t max_connections = 10'000;
+  size_t max_connections_per_client = 4'096;
+  Limits limits;
+};
+
+// The connection count that fits a descriptor limit, leaving room for the database, the
+// upstream clients and the process's other files.
+size_t ConnectionsForDescriptorLimit(uint64_t descriptor_limit);
+
+class Server {
+ public:
+  Server(Options options, Handler* handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens (never sharing the port with another process); returns the port.
+  // IOError "cannot listen on HOST:PORT: address already in use" and the like.
+  Result<int> Bind();
+  // Serves until Stop(). REQUIRES: Bind() succeeded.
+  void Run();
+  // Closes idle and stalled connections now; requests in flight are still answered (then
+  // their connections close), and new connections are still served.
+  void BeginDrain();
+  // Stops accepting, lets the pool finish what it runs, writes what is answered, and makes
+  // Run() return.
+  void Stop();
+
+  // Runs `job` on the request pool, in `key`'s turn (a long poll that woke up).
+  void Submit(const std::string& key, std::function<void()> job);
+
+  // Open connections now. For tests and metrics.
+  size_t connections() const;
+
+  class Impl;  // defined in server.cpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sendq::http

@@ -166,6 +166,32 @@ Response Unauthorized() {
   return res;
 }
 
+// The answer to POST /v1/messages once the store has answered.
+Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::string& producer,
+                       const nlohmann::json& request) {
+  if (!result.ok()) {
+    if (result.status().IsConflict()) {
+      return ErrorResponse(409, "idempotency_key_reused", result.status().message());
+    }
+    return StatusResponse(result.status());
+  }
+  const Message& m = result->message;
+  if (result->replayed) {
+    log::Info("message_replayed", {{"message_id", m.id}, {"producer", producer}});
+    Response res = JsonResponse(200, MessageRecord(m));
+    res.SetHeader("Location", "/v1/messages/" + m.id);
+    res.SetHeader("Idempotent-Replayed", "true");
+    return res;
+  }
+  log::Info("message_enqueued", {{"message_id", m.id}, {"producer", producer}});
+  if (log::Enabled(log::Level::kDebug)) {
+    log::Debug("message_request", {{"message_id", m.id}, {"request", request}});
+  }
+  Response res = JsonResponse(202, MessageRecord(m, request));
+  res.SetHeader("Location", "/v1/messages/" + m.id);
+  return res;
+}
+
 }  // namespace
 
 // A GET ?wait= that waits for its message.
@@ -271,6 +297,7 @@ http::HeadVerdict ApiServer::OnHead(Request& req) {
   switch (found->route) {
     case kEnqueue:
       verdict.body_limit = options_.max_body_bytes;
+      verdict.run_inline = true;  // it hands its work to the store's writer and never blocks
       break;
     case kBatch:
       verdict.body_limit = options_.max_batch_body_bytes;
@@ -292,7 +319,7 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
     case kMetrics:
       return respond(HandleMetrics(req));
     case kEnqueue:
-      return respond(HandleEnqueue(req));
+      return HandleEnqueue(req, std::move(respond));
     case kBatch:
       return respond(HandleEnqueueBatch(req));
     case kList:
@@ -309,50 +336,42 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
   respond(ErrorResponse(404, "not_found", "no such endpoint"));
 }
 
-Response ApiServer::HandleEnqueue(const Request& req) {
+void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
   const std::string& producer = req.principal;
-  if (auto refused = RefuseWhileDraining()) return std::move(*refused);
+  if (auto refused = RefuseWhileDraining()) return respond(std::move(*refused));
   std::optional<std::string> idempotency_key;
   // An empty header is the same as none (some clients send one for an unset variable).
   if (const std::string* key = req.FindHeader("Idempotency-Key"); key != nullptr && !key->empty()) {
     if (std::optional<std::string> problem = IdempotencyKeyProblem(*key)) {
-      return ValidationErrors({FieldError{{"header", "Idempotency-Key"}, *problem, "value_error"}});
+      return respond(
+          ValidationErrors({FieldError{{"header", "Idempotency-Key"}, *problem, "value_error"}}));
     }
     idempotency_key = *key;
   }
-  ValidatedRequest validated = ParseAndValidateSendRequest(req.body);
-  if (!validated.ok()) return ValidationErrors(validated.errors);
+  auto validated = std::make_shared<ValidatedRequest>(ParseAndValidateSendRequest(req.body));
+  if (!validated->ok()) return respond(ValidationErrors(validated->errors));
 
   // With a worker idle, the claim shares the enqueue's commit and the worker starts at once.
-  const store::NewMessage nm = NewMessageFor(producer, idempotency_key, validated);
+  // Nothing here waits for the commit: the answer is made once it is done.
   const std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker();
-  Result<store::EnqueueResult> result =
-      claim ? deps_.store->EnqueueAndClaim(nm, *claim) : deps_.store->Enqueue(nm);
-  const bool handed_off = claim && result.ok() && result->claimed.has_value();
-  if (claim) deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
-  if (!result.ok()) {
-    if (result.status().IsConflict()) {
-      return ErrorResponse(409, "idempotency_key_reused", result.status().message());
-    }
-    return StatusResponse(result.status());
-  }
-  const Message& m = result->message;
-  if (result->replayed) {
-    log::Info("message_replayed", {{"message_id", m.id}, {"producer", producer}});
-    Response res = JsonResponse(200, MessageRecord(m));
-    res.SetHeader("Location", "/v1/messages/" + m.id);
-    res.SetHeader("Idempotent-Replayed", "true");
-    return res;
-  }
-  deps_.metrics->CountEnqueued();
-  if (!handed_off) deps_.dispatcher->WakeUp();
-  log::Info("message_enqueued", {{"message_id", m.id}, {"producer", producer}});
-  if (log::Enabled(log::Level::kDebug)) {
-    log::Debug("message_request", {{"message_id", m.id}, {"request", validated.request}});
-  }
-  Response res = JsonResponse(202, MessageRecord(m, validated.request));
-  res.SetHeader("Location", "/v1/messages/" + m.id);
-  return res;
+  deps_.store->EnqueueAsync(
+      NewMessageFor(producer, idempotency_key, *validated), claim,
+      [this, reserved = claim.has_value(), producer, validated,
+       respond](Result<store::EnqueueResult> result) {
+        // On the writer thread: hand the claimed message to its worker now; build the answer
+        // on the connection's thread.
+        const bool handed_off = reserved && result.ok() && result->claimed.has_value();
+        if (reserved)
+          deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
+        if (result.ok() && !result->replayed) {
+          deps_.metrics->CountEnqueued();
+          if (!handed_off) deps_.dispatcher->WakeUp();
+        }
+        auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
+        respond.Build([producer, validated, stored] {
+          return EnqueueAnswer(*stored, producer, validated->request);
+        });
+      });
 }
 
 store::NewMessage ApiServer::NewMessageFor(const std::string& producer,

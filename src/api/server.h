@@ -83,7 +83,8 @@ class ApiServer final : public http::Handler {
   // The producer name for the request's bearer token, or empty.
   std::string Authenticate(const http::Request& req) const;
 
-  http::Response HandleEnqueue(const http::Request& req);
+  // Never blocks: runs on the event loop, answers once the store's commit is done.
+  void HandleEnqueue(const http::Request& req, http::Responder respond);
   http::Response HandleEnqueueBatch(const http::Request& req);
   // A new message with a fresh id, ready for the store.
   store::NewMessage NewMessageFor(const std::string& producer,

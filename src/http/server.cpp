@@ -114,6 +114,24 @@ bool IsClosedByPeer(const error_code& ec) {
 
 }  // namespace
 
+struct Responder::State {
+  Deliver deliver;
+  std::atomic<bool> answered{false};
+};
+
+Responder::Responder(Deliver deliver) : state_(std::make_shared<State>()) {
+  state_->deliver = std::move(deliver);
+}
+
+void Responder::operator()(Response response) const {
+  Build([response = std::move(response)]() mutable { return std::move(response); });
+}
+
+void Responder::Build(std::function<Response()> make) const {
+  if (!state_ || state_->answered.exchange(true)) return;
+  state_->deliver(std::move(make));
+}
+
 const std::string* Request::FindHeader(std::string_view name) const {
   for (const Header& h : headers) {
     if (EqualsIgnoreCase(h.name, name)) return &h.value;
@@ -318,6 +336,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = head_parser_->keep_alive();
 
     HeadVerdict verdict = server_->handler()->OnHead(*request_);
+    run_inline_ = verdict.run_inline;
     if (verdict.refuse) {
       // Without a body to skip, the connection can go on (unless the answer says otherwise).
       if (head_parser_->is_done()) return Write(std::move(*verdict.refuse));
@@ -381,22 +400,21 @@ class Session : public std::enable_shared_from_this<Session> {
     ++served_;
     head_parser_.reset();
     auto self = shared_from_this();
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    Responder respond = [self, answered](Response response) {
-      if (answered->exchange(true)) return;
-      net::post(self->socket_.get_executor(), [self, response = std::move(response)]() mutable {
-        self->Write(std::move(response));
-      });
-    };
+    Responder respond([self](std::function<Response()> make) {
+      net::post(self->socket_.get_executor(),
+                [self, make = std::move(make)] { self->Write(make()); });
+    });
     Handler* handler = server_->handler();
-    server_->pool().Submit(request_->principal, [handler, request = request_, respond] {
+    auto run = [handler, request = request_, respond] {
       try {
         handler->OnRequest(request, respond);
       } catch (const std::exception& e) {
         log::Error("request_failed", {{"path", request->path}, {"error", e.what()}});
         respond(ErrorResponse(500, "internal", "internal error; see the sendq log"));
       }
-    });
+    };
+    if (run_inline_) return run();
+    server_->pool().Submit(request_->principal, std::move(run));
   }
 
   // Answers a request whose body will not be read, then closes.
@@ -476,7 +494,8 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t timer_epoch_ = 0;
   Phase phase_ = Phase::kIdle;
   size_t lingered_ = 0;
-  uint64_t served_ = 0;  // requests handed to the handler
+  uint64_t served_ = 0;      // requests handed to the handler
+  bool run_inline_ = false;  // the current request's handler runs on this thread
   std::array<char, 16 * 1024> scratch_;
 };
 

@@ -65,12 +65,33 @@ struct Response {
   void SetHeader(std::string name, std::string value);
 };
 
-using Responder = std::function<void(Response)>;
+// Answers one request. Copies share the answer: the first call wins, later ones are dropped.
+// Thread-safety: may be called from any thread.
+class Responder {
+ public:
+  using Deliver = std::function<void(std::function<Response()>)>;
+  Responder() = default;
+  explicit Responder(Deliver deliver);
+
+  // Answers with `response`.
+  void operator()(Response response) const;
+  // Answers with what `make` returns, called on the connection's event-loop thread: for a
+  // caller on a thread that must stay quick (the store's writer), so that building the answer
+  // does not happen there.
+  void Build(std::function<Response()> make) const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
 
 // What becomes of a request whose head is complete.
 struct HeadVerdict {
   std::optional<Response> refuse;  // answered at once, without reading the body; then closed
   uint64_t body_limit = 0;         // otherwise: the most body bytes this route reads
+  // OnRequest runs on the event-loop thread instead of the pool: for a handler that never
+  // blocks (it hands its work on and answers from a callback), which saves two thread hand-offs.
+  bool run_inline = false;
 };
 
 class Handler {
@@ -79,8 +100,8 @@ class Handler {
   // On an event-loop thread, before any of the body is read. Must not block. May set
   // request.principal and request.path_params for OnRequest.
   virtual HeadVerdict OnHead(Request& request) = 0;
-  // On a pool thread, with the whole body. `respond` must be called exactly once, from any
-  // thread, now or later.
+  // On a pool thread (or the event-loop thread, if OnHead said run_inline), with the whole
+  // body. `respond` must be called exactly once, from any thread, now or later.
   virtual void OnRequest(std::shared_ptr<Request> request, Responder respond) = 0;
 };
 

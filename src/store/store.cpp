@@ -290,18 +290,24 @@ class SqliteStore final : public Store {
   }
 
   Result<EnqueueResult> EnqueueAndClaim(const NewMessage& nm, const ClaimOptions& o) override {
-    return writer_.Call<EnqueueResult>([&](Db& db) -> Result<EnqueueResult> {
-      Result<EnqueueResult> stored = InsertOrReplay(db, nm);
-      if (!stored.ok() || stored->replayed) return stored;
-      Result<Stmt*> claim = db.Prepare(
-          SENDQ_LEASE_UPDATE "WHERE id = ?3 AND status = 0 RETURNING " SENDQ_MESSAGE_COLUMNS);
-      if (!claim.ok()) return claim.status();
-      (*claim)->Bind(3, nm.id);
-      Result<std::vector<ClaimedMessage>> claimed = Lease(db, **claim, o);
-      if (!claimed.ok()) return claimed.status();
-      if (!claimed->empty()) stored->claimed = std::move(claimed->front());
-      return stored;
-    });
+    return writer_.Call<EnqueueResult>([&](Db& db) { return InsertAndClaim(db, nm, o); });
+  }
+
+  void EnqueueAsync(NewMessage nm, std::optional<ClaimOptions> claim,
+                    std::function<void(Result<EnqueueResult>)> done) override {
+    auto out = std::make_shared<std::optional<Result<EnqueueResult>>>();
+    writer_.Submit(
+        [nm = std::move(nm), claim, out](Db& db) {
+          out->emplace(claim ? InsertAndClaim(db, nm, *claim) : InsertOrReplay(db, nm));
+          return (*out)->ok() ? Status::Ok() : (*out)->status();
+        },
+        [out, done = std::move(done)](Status st) {
+          if (st.ok()) {
+            done(std::move(**out));
+          } else {
+            done(std::move(st));
+          }
+        });
   }
 
   Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
@@ -544,6 +550,20 @@ class SqliteStore final : public Store {
       db.NoteChanged(id);
       return std::move(rows->front());
     });
+  }
+
+  // Inserts (or replays) a message and, if it is new, leases it: EnqueueAndClaim, on the writer.
+  static Result<EnqueueResult> InsertAndClaim(Db& db, const NewMessage& nm, const ClaimOptions& o) {
+    Result<EnqueueResult> stored = InsertOrReplay(db, nm);
+    if (!stored.ok() || stored->replayed) return stored;
+    Result<Stmt*> claim = db.Prepare(
+        SENDQ_LEASE_UPDATE "WHERE id = ?3 AND status = 0 RETURNING " SENDQ_MESSAGE_COLUMNS);
+    if (!claim.ok()) return claim.status();
+    (*claim)->Bind(3, nm.id);
+    Result<std::vector<ClaimedMessage>> claimed = Lease(db, **claim, o);
+    if (!claimed.ok()) return claimed.status();
+    if (!claimed->empty()) stored->claimed = std::move(claimed->front());
+    return stored;
   }
 
   // Claim(), on the writer.

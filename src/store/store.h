@@ -100,6 +100,11 @@ class Store {
   // one): for an idle worker, which can then send it without another commit.
   virtual Result<EnqueueResult> EnqueueAndClaim(const NewMessage& message,
                                                 const ClaimOptions& claim) = 0;
+  // Enqueue (or with `claim`, EnqueueAndClaim) without waiting: `done` gets the same answer,
+  // on the writer thread, once the transaction has committed. `done` must be quick and must not
+  // call back into the store.
+  virtual void EnqueueAsync(NewMessage message, std::optional<ClaimOptions> claim,
+                            std::function<void(Result<EnqueueResult>)> done) = 0;
   // Enqueue for many messages in one transaction: every item is durable when it returns OK,
   // and none before. Items are taken in order, so a key used twice in one batch is a replay
   // (or Conflict) of its first use. A Conflict is that item's answer; any other error fails

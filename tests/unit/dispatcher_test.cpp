@@ -96,6 +96,10 @@ class StoreWithHooks : public store::Store {
                                                const store::ClaimOptions& o) override {
     return inner_->EnqueueAndClaim(m, o);
   }
+  void EnqueueAsync(store::NewMessage m, std::optional<store::ClaimOptions> o,
+                    std::function<void(Result<store::EnqueueResult>)> done) override {
+    inner_->EnqueueAsync(std::move(m), o, std::move(done));
+  }
   Result<std::vector<Result<store::EnqueueResult>>> EnqueueBatch(
       const std::vector<store::NewMessage>& batch) override {
     return inner_->EnqueueBatch(batch);

@@ -102,6 +102,7 @@ class NullHandler final : public sendq::http::Handler {
     }
     req.principal = "null";
     verdict.body_limit = 1 << 20;
+    verdict.run_inline = true;  // as sendq's enqueue
     return verdict;
   }
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cstdlib>
+#include <utility>
 
 #include "api/enqueue_request.h"
 #include "api/list_query.h"
@@ -203,6 +205,7 @@ struct ApiServer::LongPoll {
   TimeMs deadline = 0;
   bool counted = false;  // Begin() counted it against the producer's limit
   std::atomic<bool> answered{false};
+  std::atomic<uint64_t> ticket{0};  // the armed wake-up, if any
 };
 
 ApiServer::ApiServer(ServerDeps deps, ServerOptions options)
@@ -227,6 +230,27 @@ void ApiServer::Serve() { http_->Run(); }
 void ApiServer::BeginDrain() {
   draining_ = true;
   http_->BeginDrain();
+  // Enqueues that got past the check are committed and handed to the dispatcher before it
+  // is told to stop, so that none holds a worker reservation it could no longer hand off.
+  std::unique_lock<std::mutex> lock(enqueues_mu_);
+  enqueues_done_.wait(lock, [&] { return enqueues_in_flight_ == 0; });
+}
+
+ApiServer::EnqueueCount::EnqueueCount(ApiServer* server) : server_(server) {
+  std::lock_guard<std::mutex> guard(server_->enqueues_mu_);
+  ++server_->enqueues_in_flight_;
+}
+
+ApiServer::EnqueueCount::EnqueueCount(EnqueueCount&& other) noexcept
+    : server_(std::exchange(other.server_, nullptr)) {}
+
+ApiServer::EnqueueCount::~EnqueueCount() { Release(); }
+
+void ApiServer::EnqueueCount::Release() {
+  if (server_ == nullptr) return;
+  ApiServer* server = std::exchange(server_, nullptr);
+  std::lock_guard<std::mutex> guard(server->enqueues_mu_);
+  if (--server->enqueues_in_flight_ == 0) server->enqueues_done_.notify_all();
 }
 
 void ApiServer::Stop() {
@@ -295,10 +319,16 @@ http::HeadVerdict ApiServer::OnHead(Request& req) {
     }
   }
   switch (found->route) {
-    case kEnqueue:
+    case kEnqueue: {
       verdict.body_limit = options_.max_body_bytes;
-      verdict.run_inline = true;  // it hands its work to the store's writer and never blocks
+      // It never blocks (the store's writer answers it), so a small one runs on the event loop
+      // and saves two thread hand-offs; a large (or chunked) one is parsed on the pool, so
+      // that it cannot hold up every other connection.
+      const std::string* length = req.FindHeader("Content-Length");
+      verdict.run_inline = length != nullptr && length->size() <= 6 &&
+                           std::strtoul(length->c_str(), nullptr, 10) <= kMaxInlineBodyBytes;
       break;
+    }
     case kBatch:
       verdict.body_limit = options_.max_batch_body_bytes;
       break;
@@ -338,6 +368,8 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
 
 void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
   const std::string& producer = req.principal;
+  // Counted before the draining check, so that BeginDrain() either sees it or refuses it.
+  EnqueueCount counted(this);
   if (auto refused = RefuseWhileDraining()) return respond(std::move(*refused));
   std::optional<std::string> idempotency_key;
   // An empty header is the same as none (some clients send one for an unset variable).
@@ -356,8 +388,9 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
   const std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker();
   deps_.store->EnqueueAsync(
       NewMessageFor(producer, idempotency_key, *validated), claim,
-      [this, reserved = claim.has_value(), producer, validated,
-       respond](Result<store::EnqueueResult> result) {
+      [this, reserved = claim.has_value(), producer, validated, respond,
+       counted = std::make_shared<EnqueueCount>(std::move(counted))](
+          Result<store::EnqueueResult> result) {
         // On the writer thread: hand the claimed message to its worker now; build the answer
         // on the connection's thread.
         const bool handed_off = reserved && result.ok() && result->claimed.has_value();
@@ -371,6 +404,7 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
         respond.Build([producer, validated, stored] {
           return EnqueueAnswer(*stored, producer, validated->request);
         });
+        counted->Release();  // the last use of this ApiServer and its dispatcher
       });
 }
 
@@ -510,23 +544,33 @@ void ApiServer::Poll(const std::shared_ptr<LongPoll>& poll) {
   if (poll->answered) return;
   auto answer = [&](Response res) {
     if (poll->answered.exchange(true)) return;
+    // A wake-up that another look armed meanwhile is not needed any more.
+    if (const uint64_t armed = poll->ticket.exchange(0); armed != 0) {
+      deps_.long_polls->Cancel(armed);
+    }
     if (poll->counted) deps_.long_polls->End(poll->producer);
     poll->respond(std::move(res));
   };
   // Armed before the read, so that a commit between the read and the arming is not missed.
-  uint64_t ticket = 0;
   const TimeMs now = deps_.clock->NowMs();
   const bool may_wait = now < poll->deadline && !deps_.long_polls->closed();
   if (may_wait) {
-    ticket = deps_.long_polls->Arm(poll->id, poll->deadline, [this, poll] {
+    poll->ticket = deps_.long_polls->Arm(poll->id, poll->deadline, [this, poll] {
+      poll->ticket = 0;
       http_->Submit(poll->producer, [this, poll] { Poll(poll); });
     });
+    // Answered by another look while this one armed: nothing more to wait for.
+    if (poll->answered) {
+      if (const uint64_t armed = poll->ticket.exchange(0); armed != 0) {
+        deps_.long_polls->Cancel(armed);
+      }
+      return;
+    }
   }
   Result<Message> m = deps_.store->Get(poll->producer, poll->id);
   const bool changed =
       m.ok() && (poll->after_version ? m->version > *poll->after_version : IsTerminal(m->status));
   if (!m.ok() || changed || !may_wait) {
-    if (ticket != 0) deps_.long_polls->Cancel(ticket);
     return answer(m.ok() ? JsonResponse(200, MessageRecord(*m)) : StatusResponse(m.status()));
   }
 }

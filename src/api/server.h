@@ -6,8 +6,10 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +46,8 @@ struct ServerOptions {
 // chunked one as soon as it passes the limit. Routes that take no body (cancel, retry) still
 // read a small one, and ignore it.
 inline constexpr size_t kMaxIgnoredBodyBytes = 64 << 10;
+// POST /v1/messages with a declared body up to this size is handled on the event loop.
+inline constexpr size_t kMaxInlineBodyBytes = 64 << 10;
 // The longest a GET may wait for a message to change (?wait=).
 inline constexpr DurationMs kMaxLongPoll = 60'000;
 
@@ -69,7 +73,7 @@ class ApiServer final : public http::Handler {
   // Serves until Stop(). REQUIRES: Bind() succeeded.
   void Serve();
   // From now on, requests that would queue work get 503; reads keep working; idle
-  // connections close.
+  // connections close. Returns once the enqueues already accepted are committed and answered.
   void BeginDrain();
   // Answers the waiting long polls and stops serving.
   void Stop();
@@ -79,6 +83,19 @@ class ApiServer final : public http::Handler {
 
  private:
   struct LongPoll;
+
+  // Counts an enqueue from before its draining check until its answer is made (RAII).
+  class EnqueueCount {
+   public:
+    explicit EnqueueCount(ApiServer* server);
+    EnqueueCount(EnqueueCount&& other) noexcept;
+    EnqueueCount& operator=(EnqueueCount&&) = delete;
+    ~EnqueueCount();
+    void Release();
+
+   private:
+    ApiServer* server_;
+  };
 
   // The producer name for the request's bearer token, or empty.
   std::string Authenticate(const http::Request& req) const;
@@ -110,6 +127,9 @@ class ApiServer final : public http::Handler {
   const ServerOptions options_;
   std::unique_ptr<http::Server> http_;
   std::atomic<bool> draining_{false};
+  std::mutex enqueues_mu_;
+  std::condition_variable enqueues_done_;
+  int enqueues_in_flight_ = 0;  // GUARDED_BY(enqueues_mu_)
 };
 
 }  // namespace sendq::api

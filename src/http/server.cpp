@@ -1,19 +1,22 @@
 #include "http/server.h"
 
-// Boost 1.74's Asio uses std::exchange without including <utility>.
-#include <fmt/format.h>
-
-#include <array>
-#include <atomic>
+// clang-format off
+// Boost 1.74's Asio uses std::exchange without including <utility>, so it comes first.
+#include <utility>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+// clang-format on
+
+#include <fmt/format.h>
+
+#include <atomic>
 #include <cctype>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
-#include <utility>
 
 #include "http/work_pool.h"
 #include "util/log.h"
@@ -168,8 +171,8 @@ class Server::Impl {
   Impl(Options options, Handler* handler)
       : options_(std::move(options)),
         handler_(handler),
-        acceptor_(ioc_),
-        retry_accept_(ioc_),
+        acceptor_(net::make_strand(ioc_)),
+        retry_accept_(acceptor_.get_executor()),
         pool_(options_.worker_threads) {}
 
   Result<int> Bind();
@@ -196,18 +199,22 @@ class Server::Impl {
 
   const Options options_;
   Handler* const handler_;
+  // Declared before the event loop: sessions that the loop's destructor releases still
+  // unregister here.
+  mutable std::mutex mu_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
+  std::unordered_map<std::string, size_t> per_client_;             // GUARDED_BY(mu_)
+  std::atomic<int64_t> refused_since_log_{0};
+  std::atomic<int64_t> last_refusal_log_ms_{0};
+
   net::io_context ioc_;
-  tcp::acceptor acceptor_;
+  tcp::acceptor acceptor_;  // on its own strand, with retry_accept_
   net::steady_timer retry_accept_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::string listen_name_;
   WorkPool pool_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopping_{false};
-
-  mutable std::mutex mu_;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
-  std::unordered_map<std::string, size_t> per_client_;             // GUARDED_BY(mu_)
 };
 
 // One connection. Everything runs on the connection's strand, except Responder calls, which
@@ -228,8 +235,10 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket::executor_type executor() { return socket_.get_executor(); }
 
   // BeginDrain: a connection that is not handling a request closes now.
+  // (A body being received is a request in flight: it is answered, then the connection
+  // closes.)
   void Drain() {
-    if (phase_ == Phase::kIdle || phase_ == Phase::kHead || phase_ == Phase::kBody) Close();
+    if (phase_ == Phase::kIdle || phase_ == Phase::kHead) Close();
   }
   // Stop: everything closes but an answer being written.
   void Shut() {
@@ -271,6 +280,7 @@ class Session : public std::enable_shared_from_this<Session> {
     head_parser_->body_limit(std::numeric_limits<uint64_t>::max());
     if (buffer_.size() > 0) return ReadHead();  // pipelined: the next request is here already
     phase_ = Phase::kIdle;
+    buffer_.shrink_to_fit();  // an idle connection keeps no buffer from its last request
     Arm(limits_.idle_timeout);
     socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
       if (ec) return self->Close();
@@ -457,12 +467,14 @@ class Session : public std::enable_shared_from_this<Session> {
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     buffer_.consume(buffer_.size());
+    scratch_ = std::make_unique<char[]>(kScratchBytes);
     Arm(kLingerTime);
     LingerRead();
   }
   void LingerRead() {
     socket_.async_read_some(
-        net::buffer(scratch_), [self = shared_from_this()](const error_code& ec, size_t n) {
+        net::buffer(scratch_.get(), kScratchBytes),
+        [self = shared_from_this()](const error_code& ec, size_t n) {
           self->lingered_ += n;
           if (ec || self->lingered_ > kLingerBytes || self->phase_ == Phase::kClosed) {
             return self->Close();
@@ -496,7 +508,8 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t lingered_ = 0;
   uint64_t served_ = 0;      // requests handed to the handler
   bool run_inline_ = false;  // the current request's handler runs on this thread
-  std::array<char, 16 * 1024> scratch_;
+  static constexpr size_t kScratchBytes = 16 * 1024;
+  std::unique_ptr<char[]> scratch_;  // only while lingering
 };
 
 void Server::Impl::Forget(Session* session, const std::string& client) {
@@ -595,7 +608,15 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
           "Retry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
           body.size(), body);
     }();
-    log::Warn("connection_refused", {{"client", client}, {"reason", refusal}});
+    // One line a second at most, with the count since the last: a client that keeps
+    // connecting must not flood the log.
+    ++refused_since_log_;
+    const int64_t now_ms = SystemClock::Default()->NowMs();
+    int64_t last = last_refusal_log_ms_.load();
+    if (now_ms - last >= 1000 && last_refusal_log_ms_.compare_exchange_strong(last, now_ms)) {
+      log::Warn("connections_refused",
+                {{"reason", refusal}, {"refused", refused_since_log_.exchange(0)}});
+    }
     socket.non_blocking(true, ignored);
     socket.write_some(net::buffer(kAnswer), ignored);
     socket.shutdown(tcp::socket::shutdown_both, ignored);
@@ -624,7 +645,7 @@ void Server::Impl::BeginDrain() {
 
 void Server::Impl::Stop() {
   if (stopping_.exchange(true)) return;
-  net::post(ioc_, [this] {
+  net::post(acceptor_.get_executor(), [this] {
     error_code ignored;
     acceptor_.close(ignored);
     retry_accept_.cancel();

@@ -101,6 +101,15 @@ int Serve(const Config& config) {
   }
   for (const std::string& file : config.secret_files) WarnIfOthersCanRead(file, "secrets");
 
+  // A taken port is the likelier mistake (a second sendq started by hand): say so before the
+  // database lock does.
+  if (config.listen_port != 0) {
+    if (Status st = http::CheckListenAddress(config.listen_host, config.listen_port); !st.ok()) {
+      log::Error("startup_failed", {{"error", st.message()}});
+      return 1;
+    }
+  }
+
   // Connections are bounded by what the process may open, with room for everything else.
   const uint64_t descriptors = RaiseDescriptorLimit();
   const size_t max_connections = std::min<size_t>(static_cast<size_t>(config.max_connections),

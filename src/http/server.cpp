@@ -211,7 +211,6 @@ class Server::Impl {
   tcp::acceptor acceptor_;  // on its own strand, with retry_accept_
   net::steady_timer retry_accept_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
-  std::string listen_name_;
   WorkPool pool_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopping_{false};
@@ -519,36 +518,59 @@ void Server::Impl::Forget(Session* session, const std::string& client) {
   if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
 }
 
-Result<int> Server::Impl::Bind() {
+namespace {
+
+// Opens `acceptor` on host:port and binds it (never sharing the port with another process);
+// then listens, if `listen`. Errors say "cannot listen on HOST:PORT: <why>".
+Status BindAcceptor(net::io_context& ioc, tcp::acceptor& acceptor, const std::string& host,
+                    int port, bool listen) {
   error_code ec;
-  net::ip::address address = net::ip::make_address(options_.host, ec);
+  net::ip::address address = net::ip::make_address(host, ec);
   if (ec) {
-    tcp::resolver resolver(ioc_);
-    auto results = resolver.resolve(options_.host, "", ec);
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, "", ec);
     if (ec || results.empty()) {
-      return Status::IOError(fmt::format("cannot listen on {}:{}: cannot resolve the host",
-                                         options_.host, options_.port));
+      return Status::IOError(
+          fmt::format("cannot listen on {}:{}: cannot resolve the host", host, port));
     }
     address = results.begin()->endpoint().address();
   }
-  const tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
-  listen_name_ = address.is_v6() ? fmt::format("[{}]:{}", options_.host, options_.port)
-                                 : fmt::format("{}:{}", options_.host, options_.port);
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+  const std::string name =
+      address.is_v6() ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
   auto fail = [&](const error_code& e) {
     std::string why = e.message();
     if (!why.empty()) why[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
-    return Status::IOError(fmt::format("cannot listen on {}: {}", listen_name_, why));
+    return Status::IOError(fmt::format("cannot listen on {}: {}", name, why));
   };
-  acceptor_.open(endpoint.protocol(), ec);
+  acceptor.open(endpoint.protocol(), ec);
   if (ec) return fail(ec);
   // SO_REUSEADDR only lets a restart bind past connections in TIME_WAIT; unlike SO_REUSEPORT
   // it never lets a second process listen on the same port.
-  acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (ec) return fail(ec);
-  acceptor_.bind(endpoint, ec);
+  acceptor.bind(endpoint, ec);
   if (ec) return fail(ec);
-  acceptor_.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return fail(ec);
+  if (listen) {
+    acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return fail(ec);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckListenAddress(const std::string& host, int port) {
+  net::io_context ioc;
+  tcp::acceptor acceptor(ioc);
+  return BindAcceptor(ioc, acceptor, host, port, /*listen=*/false);
+}
+
+Result<int> Server::Impl::Bind() {
+  if (Status st = BindAcceptor(ioc_, acceptor_, options_.host, options_.port, /*listen=*/true);
+      !st.ok()) {
+    return st;
+  }
   return static_cast<int>(acceptor_.local_endpoint().port());
 }
 

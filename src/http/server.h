@@ -125,6 +125,11 @@ struct Options {
   Limits limits;
 };
 
+// Whether HOST:PORT can be bound now: the same error as Server::Bind() ("cannot listen on
+// 127.0.0.1:8080: address already in use"), without keeping the address. For a start-up that
+// should fail on a taken port before it does anything else.
+Status CheckListenAddress(const std::string& host, int port);
+
 // The connection count that fits a descriptor limit, leaving room for the database, the
 // upstream clients and the process's other files.
 size_t ConnectionsForDescriptorLimit(uint64_t descriptor_limit);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "http/server.h"
+
 namespace sendq {
 namespace {
 
@@ -45,6 +47,14 @@ TEST_CASE("work pool: after Shutdown a job runs on the caller's thread") {
   bool ran = false;
   pool.Submit("k", [&] { ran = true; });
   CHECK(ran);
+}
+
+TEST_CASE("front: the connection limit leaves descriptors for the database and upstream") {
+  CHECK(http::ConnectionsForDescriptorLimit(1024) == 1024 - 256);
+  CHECK(http::ConnectionsForDescriptorLimit(400) == 200);
+  CHECK(http::ConnectionsForDescriptorLimit(20'000) == 20'000 - 256);
+  CHECK(http::ConnectionsForDescriptorLimit(1'048'576) == 1'048'576 - 256);
+  CHECK(http::ConnectionsForDescriptorLimit(100) == 50);
 }
 
 }  // namespace

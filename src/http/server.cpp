@@ -179,10 +179,6 @@ class Server::Impl {
   void Run();
   void BeginDrain();
   void Stop();
-  size_t connections() const {
-    std::lock_guard<std::mutex> guard(mu_);
-    return sessions_.size();
-  }
 
   const Options& options() const { return options_; }
   Handler* handler() const { return handler_; }
@@ -201,7 +197,7 @@ class Server::Impl {
   Handler* const handler_;
   // Declared before the event loop: sessions that the loop's destructor releases still
   // unregister here.
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
   std::unordered_map<std::string, size_t> per_client_;             // GUARDED_BY(mu_)
   std::atomic<int64_t> refused_since_log_{0};
@@ -685,7 +681,6 @@ Result<int> Server::Bind() { return impl_->Bind(); }
 void Server::Run() { impl_->Run(); }
 void Server::BeginDrain() { impl_->BeginDrain(); }
 void Server::Stop() { impl_->Stop(); }
-size_t Server::connections() const { return impl_->connections(); }
 void Server::Submit(const std::string& key, std::function<void()> job) {
   impl_->pool().Submit(key, std::move(job));
 }

@@ -156,9 +156,6 @@ class Server {
   // Runs `job` on the request pool, in `key`'s turn (a long poll that woke up).
   void Submit(const std::string& key, std::function<void()> job);
 
-  // Open connections now. For tests and metrics.
-  size_t connections() const;
-
   class Impl;  // defined in server.cpp
 
  private:

@@ -77,16 +77,13 @@ void WaitForCompletions(Dispatcher& dispatcher, uint64_t n) {
 class StoreWithHooks : public store::Store {
  public:
   explicit StoreWithHooks(store::Store* inner) : inner_(inner) {}
-  std::function<void()> after_next_wake_read;
-  std::function<void()> after_claim;
+  // The dispatcher's thread runs the hooks; the test sets them while it runs.
+  void SetAfterNextWakeRead(std::function<void()> hook) { Set(after_next_wake_read_, hook); }
+  void SetAfterClaim(std::function<void()> hook) { Set(after_claim_, hook); }
 
   Result<std::optional<TimeMs>> NextWakeAt() override {
     auto answer = inner_->NextWakeAt();
-    if (after_next_wake_read) {
-      auto hook = std::move(after_next_wake_read);
-      after_next_wake_read = nullptr;
-      hook();
-    }
+    if (auto hook = Take(after_next_wake_read_)) hook();
     return answer;
   }
   Result<store::EnqueueResult> Enqueue(const store::NewMessage& m) override {
@@ -122,11 +119,7 @@ class StoreWithHooks : public store::Store {
   }
   Result<std::vector<store::ClaimedMessage>> Claim(const store::ClaimOptions& o) override {
     auto answer = inner_->Claim(o);
-    if (after_claim) {
-      auto hook = std::move(after_claim);
-      after_claim = nullptr;
-      hook();
-    }
+    if (auto hook = Take(after_claim_)) hook();
     return answer;
   }
   Result<bool> Complete(const store::AttemptResult& r) override { return inner_->Complete(r); }
@@ -141,7 +134,20 @@ class StoreWithHooks : public store::Store {
   Status CheckWritable() override { return inner_->CheckWritable(); }
 
  private:
+  void Set(std::function<void()>& slot, std::function<void()> hook) {
+    std::lock_guard<std::mutex> guard(mu_);
+    slot = std::move(hook);
+  }
+  // The hook in `slot`, once: it is cleared.
+  std::function<void()> Take(std::function<void()>& slot) {
+    std::lock_guard<std::mutex> guard(mu_);
+    return std::exchange(slot, nullptr);
+  }
+
   store::Store* inner_;
+  std::mutex mu_;
+  std::function<void()> after_next_wake_read_;  // GUARDED_BY(mu_)
+  std::function<void()> after_claim_;           // GUARDED_BY(mu_)
 };
 
 TEST_CASE("dispatcher: a retry rescheduled while the dispatcher reads the store is not lost") {
@@ -164,10 +170,10 @@ TEST_CASE("dispatcher: a retry rescheduled while the dispatcher reads the store 
   // A second claim pass finds nothing due and asks the store for its next deadline: the
   // lease, 60 s away. Between that read and its answer, the first send gets 503 and the
   // worker reschedules the message for 1 s later. The stale answer must not hide that retry.
-  store.after_next_wake_read = [&] {
+  store.SetAfterNextWakeRead([&] {
     upstream.ReleaseFirstCall();
     WaitForCompletions(dispatcher, 1);
-  };
+  });
   dispatcher.WakeUp();
   REQUIRE(upstream.WaitForCalls(1));
   WaitForCompletions(dispatcher, 1);
@@ -194,7 +200,7 @@ TEST_CASE("dispatcher: a claim whose lease could run out during the send goes ba
   options.upstream_timeout = 30'000;
   // The claim is held 31 s before its send would start (as a message a worker holds behind
   // another send can be): only 29 s of its lease are left, less than a send may take.
-  store.after_claim = [&] { f.clock().Advance(31'000); };
+  store.SetAfterClaim([&] { f.clock().Advance(31'000); });
   Dispatcher dispatcher(&store, &circuit, &metrics, &f.clock(), upstream.Factory(), options);
   Message m = f.Enqueue();
   dispatcher.Start();

@@ -854,6 +854,10 @@ struct AbuseTally {
     std::lock_guard<std::mutex> lock(mu);
     ++statuses[status];
   }
+  void CountConnectFailure() {
+    std::lock_guard<std::mutex> lock(mu);
+    ++connect_failures;
+  }
 };
 
 // The good producers: one opens a new connection per request (as a shell script or a
@@ -1085,11 +1089,7 @@ int RunAbuse(const AbuseOptions& o) {
         4, o.big_header_requests, 5, 60,
         [&](int, httplib::Client*) {
           RawConn c(url, 3000);
-          if (!c.ok()) {
-            std::lock_guard<std::mutex> lock(tally.mu);
-            ++tally.connect_failures;
-            return;
-          }
+          if (!c.ok()) return tally.CountConnectFailure();
           const std::string body = R"({"agent_id":"a","to_number":"+14155552671","body":"x"})";
           std::string req =
               "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + o.token +
@@ -1142,11 +1142,7 @@ int RunAbuse(const AbuseOptions& o) {
         4, o.truncated_requests, 5, 60,
         [&](int, httplib::Client*) {
           RawConn c(url, 3000);
-          if (!c.ok()) {
-            std::lock_guard<std::mutex> lock(tally.mu);
-            ++tally.connect_failures;
-            return;
-          }
+          if (!c.ok()) return tally.CountConnectFailure();
           const std::string part = R"({"agent_id":"agent_1","to_number":"+14155552671","bo)";
           c.Send("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
                  o.token + "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" +
@@ -1188,11 +1184,7 @@ int RunAbuse(const AbuseOptions& o) {
         o.header_flood_connections, o.header_flood_connections, 5, 60,
         [&](int, httplib::Client*) {
           RawConn c(url, 3000);
-          if (!c.ok()) {
-            std::lock_guard<std::mutex> lock(tally.mu);
-            ++tally.connect_failures;
-            return;
-          }
+          if (!c.ok()) return tally.CountConnectFailure();
           bool open = c.Send("POST /v1/messages/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n");
           for (int mb = 0; open && mb < o.header_flood_mb && !Stopping(); ++mb) {
             open = c.Send(slice, 5000);
@@ -1214,11 +1206,7 @@ int RunAbuse(const AbuseOptions& o) {
         32, o.big_body_connections, 5, 120,
         [&](int, httplib::Client*) {
           RawConn c(url, 3000);
-          if (!c.ok()) {
-            std::lock_guard<std::mutex> lock(tally.mu);
-            ++tally.connect_failures;
-            return;
-          }
+          if (!c.ok()) return tally.CountConnectFailure();
           bool open = c.Send(
               "POST /v1/messages/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
               "Content-Type: application/json\r\nContent-Length: " +
@@ -1288,11 +1276,7 @@ int RunAbuse(const AbuseOptions& o) {
         8, o.pipelined_connections, 0, 60,
         [&](int, httplib::Client*) {
           RawConn c(url, 3000);
-          if (!c.ok() || !c.Send(all, 5000)) {
-            std::lock_guard<std::mutex> lock(tally.mu);
-            ++tally.connect_failures;
-            return;
-          }
+          if (!c.ok() || !c.Send(all, 5000)) return tally.CountConnectFailure();
           for (int i = 0; i < o.pipelined_requests; ++i) {
             const int status = c.ReadStatus(15000);
             tally.Add(status);

@@ -665,6 +665,10 @@ Response ApiServer::HandleMetrics(const Request&) {
   Response res;
   res.content_type = "text/plain; version=0.0.4";
   res.body = deps_.metrics->Render(*stats, deps_.circuit->paused(), deps_.clock->NowMs());
+  res.body +=
+      "# HELP sendq_long_polls_waiting GET requests waiting for their message to change.\n"
+      "# TYPE sendq_long_polls_waiting gauge\n";
+  res.body += fmt::format("sendq_long_polls_waiting {}\n", deps_.long_polls->armed());
   return res;
 }
 

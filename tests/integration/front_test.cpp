@@ -246,6 +246,8 @@ TEST_CASE("front: long polls hold no thread, and a producer's open long polls ar
     waiting.push_back(std::make_unique<RawConnection>(sendq.port()));
     REQUIRE(waiting.back()->Send(poll));
   }
+  // Every one of them is waiting (they arrive on twenty connections, in any order).
+  REQUIRE(WaitMetricLine(sendq, "sendq_long_polls_waiting 20"));
   // The 21st is refused at once.
   RawConnection extra(sendq.port());
   REQUIRE(extra.Send(poll));
@@ -332,8 +334,8 @@ TEST_CASE("front: SIGTERM closes idle and stalled connections at once and answer
   RawConnection poll(s.sendq->port());
   REQUIRE(poll.Send("GET /v1/messages/" + id + "?wait=60s HTTP/1.1\r\nHost: s\r\n" + Bearer() +
                     "\r\n"));
-  // Answered, so sendq has read all three connections' bytes so far.
-  REQUIRE(s.sendq->Get("/healthz").status == 200);
+  // The long poll is waiting (and the event loop, having answered this, has read the others).
+  REQUIRE(WaitMetricLine(*s.sendq, "sendq_long_polls_waiting 1"));
 
   s.sendq->process().Signal(SIGTERM);
   CHECK(idle.WaitClosed());

@@ -124,6 +124,16 @@ inline nlohmann::json WaitChanged(SendqProcess& sendq, const std::string& id, in
   }
 }
 
+// Reads /metrics until it has the line `line` (true) or `timeout_ms` passes (false).
+inline bool WaitMetricLine(SendqProcess& sendq, const std::string& line, int timeout_ms = 10'000) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const std::string body = sendq.Get("/metrics").body;
+    if (("\n" + body).find("\n" + line + "\n") != std::string::npos) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+  }
+}
+
 // Long-polls until the message has at least `count` finished attempts.
 inline nlohmann::json WaitAttempts(SendqProcess& sendq, const std::string& id, size_t count,
                                    int timeout_ms = 30'000) {

@@ -146,6 +146,7 @@ int Serve(const Config& config) {
   dispatch.policy.max_attempts = config.max_attempts;
   dispatch.policy.backoff = {config.backoff_base, config.backoff_max};
   dispatch.policy.fail_unknown = config.on_unknown == OnUnknown::kFail;
+  dispatch.pacing = config.pacing;
   delivery::Dispatcher dispatcher(store->get(), &circuit, &metrics, clock,
                                   delivery::AgentPhoneClientFactory(upstream), dispatch);
 
@@ -167,6 +168,8 @@ int Serve(const Config& config) {
   server_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   server_options.max_batch_body_bytes = static_cast<size_t>(config.max_batch_body_bytes);
   server_options.max_age = config.max_age;
+  server_options.validation.default_region = config.default_region;
+  server_options.default_send_window = config.default_send_window;
   server_options.producer_tokens = config.api_tokens;
   api::ApiServer server(
       api::ServerDeps{store->get(), &dispatcher, &circuit, &metrics, &long_polls, clock, &ids},

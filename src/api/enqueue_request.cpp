@@ -17,7 +17,7 @@ std::optional<std::string> IdempotencyKeyProblem(std::string_view key) {
   return std::nullopt;
 }
 
-BatchRequest ParseBatchRequest(std::string_view text) {
+BatchRequest ParseBatchRequest(std::string_view text, const ValidationOptions& options) {
   BatchRequest batch;
   json body;
   if (std::optional<FieldError> error = ParseJsonBody(text, &body)) {
@@ -76,7 +76,7 @@ BatchRequest ParseBatchRequest(std::string_view text) {
         item.erase(key);
       }
     }
-    parsed.validated = ValidateSendRequest(item, loc);
+    parsed.validated = ValidateSendRequest(item, loc, options);
     if (parsed.validated.ok() && raw_items && raw_items->size() == messages->size()) {
       parsed.validated.forwarded = ForwardedRequest((*raw_items)[i], parsed.validated.request);
     }

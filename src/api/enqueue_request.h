@@ -38,6 +38,6 @@ struct BatchRequest {
   std::vector<BatchItem> items;
 };
 
-BatchRequest ParseBatchRequest(std::string_view text);
+BatchRequest ParseBatchRequest(std::string_view text, const ValidationOptions& options = {});
 
 }  // namespace sendq::api

@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 #include <string_view>
 
+#include "queue/phone.h"
 #include "util/ids.h"
 #include "util/time_format.h"
 
@@ -88,12 +90,16 @@ class QueryParser {
  public:
   explicit QueryParser(const std::multimap<std::string, std::string>& params) : params_(params) {}
 
-  // The last value given for `name`, or nullptr when it is absent. An empty value is
-  // reported here and also yields nullptr.
+  // The value given for `name`, or nullptr when it is absent. An empty value, or one given
+  // more than once, is reported here and also yields nullptr.
   const std::string* Value(const char* name) {
     auto [begin, end] = params_.equal_range(name);
     if (begin == end) return nullptr;
-    const std::string& value = std::prev(end)->second;
+    if (std::next(begin) != end) {
+      Error(name, "Value error, give this parameter once (only status may repeat)", "value_error");
+      return nullptr;
+    }
+    const std::string& value = begin->second;
     if (value.empty()) {
       Error(name, "Value error, must not be empty", "value_error");
       return nullptr;
@@ -162,21 +168,49 @@ std::optional<int64_t> ParseInteger(std::string_view s) {
 
 }  // namespace
 
-ParsedListQuery ParseListQuery(const std::multimap<std::string, std::string>& params) {
+ParsedListQuery ParseListQuery(const std::multimap<std::string, std::string>& params,
+                               const std::string& default_region) {
   ParsedListQuery result;
   ListFilter& filter = result.filter;
   QueryParser parser(params);
 
-  if (const std::string* status = parser.Value("status")) {
-    filter.status = ParseStatus(*status);
-    if (!filter.status) {
+  // status may repeat: any of the statuses given.
+  auto [status_begin, status_end] = params.equal_range("status");
+  for (auto it = status_begin; it != status_end; ++it) {
+    std::optional<MessageStatus> status = ParseStatus(it->second);
+    if (it->second.empty()) {
+      parser.Error("status", "Value error, must not be empty", "value_error");
+    } else if (!status) {
       parser.Error("status", "Input should be 'queued', 'sending', 'sent', 'failed' or 'canceled'",
                    "enum");
+    } else if (std::find(filter.statuses.begin(), filter.statuses.end(), *status) ==
+               filter.statuses.end()) {
+      filter.statuses.push_back(*status);
     }
   }
 
   filter.agent_id = parser.String("agent_id");
-  filter.to_number = parser.String("to_number");
+  if (std::optional<std::string> to = parser.String("to_number")) {
+    // A "+" sent without URL-encoding arrives as a space.
+    if (to->front() == ' ') to->front() = '+';
+    std::optional<std::string> e164 = NormalisePhone(*to, default_region);
+    filter.to_number = e164 ? *e164 : *to;
+  }
+  filter.ordering_key = parser.String("ordering_key");
+  if (const std::string* priority = parser.Value("priority")) {
+    filter.priority = ParsePriority(*priority);
+    if (!filter.priority)
+      parser.Error("priority", "Input should be 'high', 'normal' or 'bulk'", "enum");
+  }
+  if (const std::string* scheduled = parser.Value("scheduled")) {
+    if (*scheduled == "true") {
+      filter.scheduled = true;
+    } else if (*scheduled == "false") {
+      filter.scheduled = false;
+    } else {
+      parser.Error("scheduled", "Input should be a valid boolean: true or false", "bool_parsing");
+    }
+  }
   filter.provider_message_id = parser.String("provider_message_id");
 
   filter.created_after = parser.Time("created_after");

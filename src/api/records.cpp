@@ -56,6 +56,14 @@ nlohmann::ordered_json MessageRecord(const Message& m, const nlohmann::json& req
   r["created_at"] = FormatRfc3339(m.created_at);
   r["updated_at"] = FormatRfc3339(m.updated_at);
   r["version"] = m.version;
+  nlohmann::json window = nullptr;
+  if (m.send_window) window = nlohmann::json::parse(*m.send_window, nullptr, false);
+  r["sendq"] = {{"ordering_key", Opt(m.ordering_key)},
+                {"priority", PriorityName(m.priority)},
+                {"send_at", OptTime(m.send_at)},
+                {"expires_at", FormatRfc3339(m.expires_at)},
+                {"send_window", window.is_discarded() ? nlohmann::json(nullptr) : window},
+                {"held_by_order", m.status == MessageStatus::kQueued && m.held}};
   return r;
 }
 

@@ -380,14 +380,24 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
     }
     idempotency_key = *key;
   }
-  auto validated = std::make_shared<ValidatedRequest>(ParseAndValidateSendRequest(req.body));
-  if (!validated->ok()) return respond(ValidationErrors(validated->errors));
+  auto validated = std::make_shared<ValidatedRequest>(
+      ParseAndValidateSendRequest(req.body, options_.validation));
+  std::vector<ControlHeader> control_headers;
+  for (const std::string& name : QueueControlHeaderNames()) {
+    if (const std::string* value = req.FindHeader(name); value != nullptr && !value->empty()) {
+      control_headers.push_back({name, *value});
+    }
+  }
+  std::vector<FieldError> errors = validated->errors;
+  store::NewMessage message =
+      NewMessageFor(producer, idempotency_key, *validated, control_headers, {"body"}, &errors);
+  if (!errors.empty()) return respond(ValidationErrors(errors));
 
   // With a worker idle, the claim shares the enqueue's commit and the worker starts at once.
   // Nothing here waits for the commit: the answer is made once it is done.
   const std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker();
   deps_.store->EnqueueAsync(
-      NewMessageFor(producer, idempotency_key, *validated), claim,
+      std::move(message), claim,
       [this, reserved = claim.has_value(), producer, validated, respond,
        counted = std::make_shared<EnqueueCount>(std::move(counted))](
           Result<store::EnqueueResult> result) {
@@ -410,7 +420,10 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
 
 store::NewMessage ApiServer::NewMessageFor(const std::string& producer,
                                            const std::optional<std::string>& idempotency_key,
-                                           const ValidatedRequest& validated) {
+                                           const ValidatedRequest& validated,
+                                           const std::vector<ControlHeader>& headers,
+                                           const nlohmann::json& loc_prefix,
+                                           std::vector<FieldError>* errors) {
   const nlohmann::json& request = validated.request;
   store::NewMessage nm;
   nm.id = deps_.ids->Next();
@@ -419,7 +432,30 @@ store::NewMessage ApiServer::NewMessageFor(const std::string& producer,
   nm.request_json = validated.forwarded;
   nm.agent_id = StringField(request, "agent_id");
   nm.to_number = StringField(request, "to_number");
-  nm.expires_at = MessageIdTime(nm.id) + options_.max_age;
+  const size_t errors_before = errors->size();
+  const QueueControls given =
+      ParseQueueControls(validated.controls_member.is_null() ? nullptr : &validated.controls_member,
+                         headers, loc_prefix, errors);
+  // The rest depends on a valid request and valid controls.
+  if (!validated.ok() || errors->size() > errors_before) return nm;
+  const EffectiveControls controls = ResolveControls(
+      given, request, MessageIdTime(nm.id),
+      ControlDefaults{options_.max_age, options_.default_send_window}, loc_prefix, errors);
+  nm.expires_at = controls.expires_at;
+  nm.ordering_key = controls.ordering_key;
+  nm.sender = controls.sender;
+  nm.priority = controls.priority;
+  nm.send_at = controls.send_at;
+  nm.first_due = controls.first_due;
+  if (controls.send_window) {
+    nm.send_window = SendWindowJson(*controls.send_window).dump();
+    std::string zones;
+    for (const std::string& zone : WindowZones(*controls.send_window, RecipientNumbers(request))) {
+      zones += (zones.empty() ? "" : ",") + zone;
+    }
+    nm.window_zones = std::move(zones);
+  }
+  nm.controls = given.ToJson().dump();
   return nm;
 }
 
@@ -432,17 +468,23 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
                                         "instead",
                                         "value_error"}});
   }
-  BatchRequest batch = ParseBatchRequest(req.body);
+  BatchRequest batch = ParseBatchRequest(req.body, options_.validation);
   if (!batch.errors.empty()) return ValidationErrors(batch.errors);
 
   // The valid items go to the store together; `stored_index[i]` is item i's place there.
   std::vector<store::NewMessage> to_store;
   std::vector<size_t> stored_index(batch.items.size(), SIZE_MAX);
   for (size_t i = 0; i < batch.items.size(); ++i) {
-    const BatchItem& item = batch.items[i];
-    if (!item.ok()) continue;
+    BatchItem& item = batch.items[i];
+    std::vector<FieldError> errors = item.validated.errors;
+    store::NewMessage message = NewMessageFor(producer, item.idempotency_key, item.validated, {},
+                                              {"body", "messages", i}, &errors);
+    if (!errors.empty()) {
+      item.validated.errors = std::move(errors);
+      continue;
+    }
     stored_index[i] = to_store.size();
-    to_store.push_back(NewMessageFor(producer, item.idempotency_key, item.validated));
+    to_store.push_back(std::move(message));
   }
   std::vector<Result<store::EnqueueResult>> stored;
   if (!to_store.empty()) {
@@ -585,8 +627,9 @@ Response ApiServer::HandleAttempts(const Request& req) {
 }
 
 Response ApiServer::HandleList(const Request& req) {
-  ParsedListQuery query = ParseListQuery(req.query);
+  ParsedListQuery query = ParseListQuery(req.query, options_.validation.default_region);
   if (!query.ok()) return ValidationErrors(query.errors);
+  query.filter.now = deps_.clock->NowMs();
   Result<store::ListPage> page = deps_.store->List(req.principal, query.filter);
   if (!page.ok()) return StatusResponse(page.status());
   Json data = Json::array();

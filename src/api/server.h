@@ -18,6 +18,7 @@
 #include "delivery/dispatcher.h"
 #include "delivery/metrics.h"
 #include "http/server.h"
+#include "queue/controls.h"
 #include "queue/upstream_circuit.h"
 #include "queue/validation.h"
 #include "store/store.h"
@@ -38,7 +39,9 @@ struct ServerOptions {
   http::Limits limits;
   size_t max_body_bytes = 1 << 20;        // POST /v1/messages
   size_t max_batch_body_bytes = 8 << 20;  // POST /v1/messages/batch
-  DurationMs max_age = 24 * 3'600'000LL;
+  DurationMs max_age = 24 * 3'600'000LL;  // validity of a message that sets none
+  ValidationOptions validation;           // --default-region
+  std::optional<SendWindow> default_send_window;
   std::map<std::string, std::string> producer_tokens;  // name -> token
 };
 
@@ -103,10 +106,15 @@ class ApiServer final : public http::Handler {
   // Never blocks: runs on the event loop, answers once the store's commit is done.
   void HandleEnqueue(const http::Request& req, http::Responder respond);
   http::Response HandleEnqueueBatch(const http::Request& req);
-  // A new message with a fresh id, ready for the store.
+  // A new message with a fresh id, ready for the store, with its queue controls from the
+  // body's `sendq` member and `headers`. Problems with the controls go to `errors`, located
+  // under `loc_prefix`.
   store::NewMessage NewMessageFor(const std::string& producer,
                                   const std::optional<std::string>& idempotency_key,
-                                  const ValidatedRequest& validated);
+                                  const ValidatedRequest& validated,
+                                  const std::vector<ControlHeader>& headers,
+                                  const nlohmann::json& loc_prefix,
+                                  std::vector<FieldError>* errors);
   void HandleGet(const http::Request& req, http::Responder respond);
   // One look at a long-polled message: answers, or arms a wake-up to look again.
   void Poll(const std::shared_ptr<LongPoll>& poll);

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <optional>
 
+#include "queue/phone.h"
 #include "util/duration.h"
 #include "util/process.h"
 
@@ -236,6 +237,21 @@ class ServeParser {
     Add("synchronous", "SENDQ_SYNCHRONOUS", "full|normal",
         "SQLite synchronous mode; full survives power loss",
         d.synchronous_full ? "full" : "normal");
+    Add("default-region", "SENDQ_DEFAULT_REGION", "REGION",
+        "region (ISO 3166, e.g. US, GB) of phone numbers written without a country code",
+        d.default_region);
+    Add("default-send-window", "SENDQ_DEFAULT_SEND_WINDOW", "WINDOW",
+        "send window of messages that set none: recipient (08:00-21:00 in the recipient's "
+        "zones), HH:MM-HH:MM (in the recipient's zones) or HH:MM-HH:MM@ZONE",
+        "none");
+    Add("sender-rate", "SENDQ_SENDER_RATE", "RATE",
+        "sends per sender identity (number_id, from_number or agent_id): N/s, N/m or N/h, "
+        "optionally :BURST",
+        "unlimited");
+    Add("sender-limits", "SENDQ_SENDER_LIMITS", "LIST",
+        "per-sender rates, SENDER=RATE[:BURST],... or @FILE with one per line", "");
+    Add("upstream-rate", "SENDQ_UPSTREAM_RATE", "RATE",
+        "sends for the whole AgentPhone account: N/s, N/m or N/h, optionally :BURST", "unlimited");
     Add("http-threads", "SENDQ_HTTP_THREADS", "N",
         "threads that run requests, 1..4096 (connections and long polls hold none)",
         std::to_string(d.http_threads));
@@ -328,6 +344,7 @@ class ServeParser {
       config.synchronous_full = synchronous == "full";
     }
     Choice("log-level", {"debug", "info", "warn", "error"}, config.log_level);
+    ParseQueueDefaults(config);
 
     if (problems_.empty()) return config;
     std::string message = problems_[0];
@@ -340,6 +357,59 @@ class ServeParser {
            std::string default_text) {
     settings_.push_back(
         Setting{flag, env, type_name, std::move(help), std::move(default_text), "", nullptr});
+  }
+
+  void ParseQueueDefaults(Config& config) {
+    if (auto raw = Get("default-region")) {
+      if (!IsKnownRegion(raw->text)) {
+        Problem(raw->origin, fmt::format("'{}' is not a region code such as US or GB", raw->text));
+      } else {
+        config.default_region = raw->text;
+      }
+    }
+    if (auto raw = Get("default-send-window"); raw && raw->text != "none") {
+      config.default_send_window = ParseWindowSetting(raw->text);
+      if (!config.default_send_window) {
+        Problem(raw->origin,
+                fmt::format("expected none, recipient, HH:MM-HH:MM or HH:MM-HH:MM@ZONE (a tz "
+                            "database zone), got '{}'",
+                            raw->text));
+      }
+    }
+    for (const char* flag : {"sender-rate", "upstream-rate"}) {
+      auto raw = Get(flag);
+      if (!raw || raw->text == "unlimited") continue;
+      Result<Rate> rate = ParseRate(raw->text);
+      if (!rate.ok()) {
+        Problem(raw->origin, rate.status().message());
+      } else {
+        (std::strcmp(flag, "sender-rate") == 0 ? config.pacing.sender_rate
+                                               : config.pacing.upstream_rate) = *rate;
+      }
+    }
+    if (auto raw = Get("sender-limits")) {
+      Result<std::map<std::string, Rate>> limits = ParseSenderLimits(raw->text);
+      if (!limits.ok()) {
+        Problem(raw->origin, limits.status().message());
+      } else {
+        config.pacing.sender_limits = std::move(*limits);
+      }
+    }
+  }
+
+  // "recipient", "HH:MM-HH:MM" or "HH:MM-HH:MM@ZONE".
+  static std::optional<SendWindow> ParseWindowSetting(const std::string& text) {
+    if (text == "recipient") return RecipientHours();
+    const size_t dash = text.find('-');
+    const size_t at = text.find('@');
+    if (dash == std::string::npos) return std::nullopt;
+    nlohmann::json value = {
+        {"start", text.substr(0, dash)},
+        {"end",
+         text.substr(dash + 1, at == std::string::npos ? std::string::npos : at - dash - 1)}};
+    if (at != std::string::npos) value["tz"] = text.substr(at + 1);
+    std::string problem;
+    return ParseSendWindow(value, &problem);
   }
 
   const Setting& Find(const char* flag) const {

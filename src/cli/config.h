@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "queue/pacing.h"
+#include "queue/send_window.h"
 #include "util/clock.h"
 #include "util/status.h"
 
@@ -44,6 +46,9 @@ struct Config {
   DurationMs body_timeout = 30'000;        // to receive a whole body
   DurationMs idle_timeout = 60'000;        // a kept-alive connection between requests
   std::string log_level = "info";
+  std::string default_region = "US";  // phone numbers without a country code
+  std::optional<SendWindow> default_send_window;
+  Pacer::Options pacing;  // --sender-rate, --sender-limits, --upstream-rate
   // The files the secrets came from (--upstream-token-file, --api-tokens-file).
   std::vector<std::string> secret_files;
   // Settings that work but are risky (e.g. the AgentPhone key in cleartext over the network),

@@ -37,7 +37,8 @@ Dispatcher::Dispatcher(store::Store* store, UpstreamCircuit* circuit, Metrics* m
       metrics_(metrics),
       clock_(clock),
       client_factory_(std::move(client_factory)),
-      options_(options) {}
+      options_(options),
+      pacer_(options.pacing) {}
 
 Dispatcher::~Dispatcher() {
   if (dispatcher_thread_.joinable()) Stop(clock_->NowMs() + options_.lease);
@@ -113,13 +114,14 @@ uint64_t Dispatcher::TEST_Completions() {
   return completions_;
 }
 
-store::ClaimOptions Dispatcher::ClaimOptionsAt(TimeMs now, int limit) const {
+store::ClaimOptions Dispatcher::ClaimOptionsAt(TimeMs now, int limit) {
   store::ClaimOptions o;
   o.now = now;
   o.limit = limit;
   o.lease = options_.lease;
   o.max_attempts = options_.policy.max_attempts;
   o.fail_unknown = options_.policy.fail_unknown;
+  o.pacer = &pacer_;
   return o;
 }
 
@@ -316,7 +318,14 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
                            ? ParseUpstreamErrorMessage(response.http_status, response.body)
                            : response.transport_error;
   const bool was_paused = circuit_->paused();
-  const bool charged = circuit_->OnResult(outcome, job.is_probe, detail);
+  bool charged = circuit_->OnResult(outcome, job.is_probe, detail);
+  // A 429 is about this sender's pace: it waits, uncharged, while other senders go on.
+  const std::optional<TimeMs> sender_paused_until =
+      SenderPauseAfter(options_.policy, response, finished);
+  if (sender_paused_until) {
+    charged = false;
+    pacer_.PauseSender(m.sender.value_or(""), *sender_paused_until);
+  }
   if (was_paused != circuit_->paused()) {
     if (circuit_->paused()) {
       log::Warn("upstream_paused", {{"reason", circuit_->pause_reason()}});
@@ -327,6 +336,9 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
   const double unit_random = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   AttemptDecision decision =
       DecideAfterAttempt(options_.policy, m, outcome, charged, response, finished, unit_random);
+  if (sender_paused_until && decision.new_status == MessageStatus::kQueued) {
+    decision.next_attempt_at = *sender_paused_until;
+  }
   metrics_->CountAttempt(decision.outcome);
 
   store::AttemptResult r;

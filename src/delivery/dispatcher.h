@@ -22,6 +22,7 @@
 #include "delivery/agentphone_client.h"
 #include "delivery/metrics.h"
 #include "queue/delivery_policy.h"
+#include "queue/pacing.h"
 #include "queue/upstream_circuit.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -35,6 +36,9 @@ struct DispatcherOptions {
   // The longest a send may take. A message held for later is sent only while its lease has at
   // least this long left, so that the lease cannot run out while the send is in flight.
   DurationMs upstream_timeout = 30'000;
+  // Token buckets per sender and for the account (--sender-rate, --sender-limits,
+  // --upstream-rate). A 429 pauses its sender whatever the rates.
+  Pacer::Options pacing;
 };
 
 class Dispatcher {
@@ -88,7 +92,7 @@ class Dispatcher {
   std::optional<TimeMs> Finish(const Recording& done, const Result<bool>& recorded);
   // Counts a finished job and tells the dispatcher what it needs to know.
   void JobDone(std::optional<TimeMs> due_again);
-  store::ClaimOptions ClaimOptionsAt(TimeMs now, int limit) const;
+  store::ClaimOptions ClaimOptionsAt(TimeMs now, int limit);
   // Whether a claim made along with a result at `now` should do the housekeeping (at most one
   // every kHousekeepingInterval).
   bool TakeHousekeepingTurn(TimeMs now);
@@ -102,6 +106,7 @@ class Dispatcher {
   Clock* const clock_;
   const UpstreamClientFactory client_factory_;
   const DispatcherOptions options_;
+  Pacer pacer_;  // thread-safe itself
 
   std::mutex mu_;
   std::condition_variable dispatch_cv_;  // the dispatcher waits on it

@@ -88,6 +88,21 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
   return d;
 }
 
+std::optional<TimeMs> SenderPauseAfter(const DeliveryPolicy& policy,
+                                       const UpstreamResponse& response, TimeMs now) {
+  if (response.transport != UpstreamResponse::Transport::kResponded ||
+      response.http_status != 429) {
+    return std::nullopt;
+  }
+  DurationMs wait = policy.backoff.base;
+  if (response.retry_after) {
+    if (std::optional<DurationMs> asked = ParseRetryAfter(*response.retry_after, now)) {
+      wait = *asked;
+    }
+  }
+  return now + std::max<DurationMs>(wait, 1);
+}
+
 SendResponseFields ParseSendResponse(const std::string& body) {
   SendResponseFields f;
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);

@@ -32,6 +32,12 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
                                    const UpstreamResponse& response, TimeMs now,
                                    double unit_random);
 
+// After a 429 (too many requests): the time until which the message's sender waits, from
+// Retry-After or else the first backoff step; nullopt for any other answer. The attempt is
+// not charged: the sender is being paced, the message is fine.
+std::optional<TimeMs> SenderPauseAfter(const DeliveryPolicy& policy,
+                                       const UpstreamResponse& response, TimeMs now);
+
 // AgentPhone's 2xx answer. Fields it lacks stay empty; a body that is not JSON gives all empty.
 struct SendResponseFields {
   std::optional<std::string> provider_message_id;

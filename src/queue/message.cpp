@@ -63,4 +63,23 @@ bool CanTransition(MessageStatus from, MessageStatus to) {
   return false;
 }
 
+const char* PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kHigh:
+      return "high";
+    case Priority::kNormal:
+      return "normal";
+    case Priority::kBulk:
+      return "bulk";
+  }
+  return "normal";
+}
+
+std::optional<Priority> ParsePriority(std::string_view name) {
+  for (Priority p : {Priority::kHigh, Priority::kNormal, Priority::kBulk}) {
+    if (name == PriorityName(p)) return p;
+  }
+  return std::nullopt;
+}
+
 }  // namespace sendq

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/clock.h"
 
@@ -36,6 +37,15 @@ enum class AttemptOutcome : int {
   kUnknown = 3,
   kUpstreamPaused = 4,
 };
+
+// Persisted in messages.priority, and claimed in this order. Stored on disk: never renumber.
+enum class Priority : int {
+  kHigh = 0,
+  kNormal = 1,
+  kBulk = 2,
+};
+const char* PriorityName(Priority priority);
+std::optional<Priority> ParsePriority(std::string_view name);
 
 const char* StatusName(MessageStatus status);
 std::optional<MessageStatus> ParseStatus(std::string_view name);
@@ -67,6 +77,14 @@ struct Message {
   std::optional<std::string> conversation_id;
   std::optional<bool> reply_parent_unresolved;
   std::optional<std::string> upstream_response;  // raw 2xx body, kept even when unreadable
+  // Queue controls, as in force (see queue/controls.h).
+  std::optional<std::string> ordering_key;  // empty: not ordered
+  Priority priority = Priority::kNormal;
+  std::optional<TimeMs> send_at;
+  std::optional<std::string> send_window;   // {"start","end","tz"} as JSON
+  std::optional<std::string> window_zones;  // the zones it is read in, comma-separated
+  std::optional<std::string> sender;        // number_id, from_number or agent_id
+  bool held = false;  // an earlier message with its ordering key is not final yet
 };
 
 struct Attempt {
@@ -88,9 +106,13 @@ inline constexpr int kMaxListLimit = 200;
 
 // A page request for GET /v1/messages. Results are newest first (descending id).
 struct ListFilter {
-  std::optional<MessageStatus> status;
   std::optional<std::string> agent_id;
-  std::optional<std::string> to_number;  // as the producer sent it
+  std::optional<std::string> to_number;  // in E.164, as stored
+  std::vector<MessageStatus> statuses;   // any of them (repeated ?status= is an OR)
+  std::optional<std::string> ordering_key;
+  std::optional<Priority> priority;
+  std::optional<bool> scheduled;  // queued with a send_at still ahead (at `now`)
+  TimeMs now = 0;
   std::optional<std::string> provider_message_id;
   std::optional<TimeMs> created_after;   // inclusive
   std::optional<TimeMs> created_before;  // exclusive

@@ -115,6 +115,11 @@ std::string ForwardedRequest(std::string_view raw_object, const nlohmann::json& 
     if (!seen.insert(m.key).second) return request.dump();  // a repeated key: the last wins
     auto it = request.find(m.key);
     // What validation left out, rewrote or filled in comes from `request` below.
+    // Phone numbers are rewritten in E.164, in their place.
+    if (it != request.end() && (m.key == "to_number" || m.key == "recipients")) {
+      append(m.key, nlohmann::json(m.key).dump() + ":" + it->dump());
+      continue;
+    }
     if (it == request.end() || m.key == "media_url" || m.key == "media_urls" ||
         (m.raw_value == "null" && !it->is_null())) {
       continue;

@@ -29,7 +29,8 @@ std::optional<std::vector<std::string_view>> RawArrayElements(std::string_view t
 
 // The request to store and forward, from the producer's own bytes `raw_object` and the
 // normalised `request` made from them: every member that `request` kept, as written; what
-// validation rewrote or added (media_urls, an empty body) from `request`. Falls back to
+// validation rewrote or added (media_urls, an empty body, phone numbers in E.164) from
+// `request`. Falls back to
 // `request.dump()` when the object repeats a key.
 std::string ForwardedRequest(std::string_view raw_object, const nlohmann::json& request);
 

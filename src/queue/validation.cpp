@@ -5,6 +5,7 @@
 #include <array>
 #include <utility>
 
+#include "queue/phone.h"
 #include "queue/raw_json.h"
 
 namespace sendq {
@@ -178,7 +179,18 @@ void CheckIdentifiers(const json& body, ErrorList& errors) {
   }
 }
 
-void CheckRecipients(const json& body, ErrorList& errors) {
+// The reserved member holding queue controls: validated elsewhere, never forwarded.
+constexpr const char* kControlsMember = "sendq";
+
+// The recipients as they are stored and sent: phone numbers in E.164, as AgentPhone normalises
+// them; short codes, emails and group ids as they are.
+struct Recipients {
+  std::optional<std::string> to_number;
+  std::optional<std::vector<std::string>> recipients;
+};
+
+Recipients CheckRecipients(const json& body, const ValidationOptions& options, ErrorList& errors) {
+  Recipients out;
   const json* to_number = Field(body, "to_number");
   const json* recipients = Field(body, "recipients");
   if (to_number == nullptr && recipients == nullptr) {
@@ -194,11 +206,17 @@ void CheckRecipients(const json& body, ErrorList& errors) {
       errors.Add({"to_number"}, "Input should be a valid string", "string_type");
     } else {
       const auto& s = to_number->get_ref<const std::string&>();
-      if (!IsE164(s) && !IsShortCode(s) && !IsEmail(s) && !IsGroupId(s)) {
-        errors.Add({"to_number"},
-                   "Value error, to_number must be an E.164 phone number (+14155552671), a 5 "
-                   "or 6 digit short code, an email address or a group id (grp_...)",
-                   "value_error");
+      if (IsShortCode(s) || IsEmail(s) || IsGroupId(s)) {
+        out.to_number = s;
+      } else {
+        out.to_number = NormalisePhone(s, options.default_region);
+        if (!out.to_number) {
+          errors.Add({"to_number"},
+                     "Value error, to_number must be a phone number (+14155552671, or national "
+                     "in the default region), a 5 or 6 digit short code, an email address or a "
+                     "group id (grp_...)",
+                     "value_error");
+        }
       }
     }
   }
@@ -206,7 +224,7 @@ void CheckRecipients(const json& body, ErrorList& errors) {
   if (recipients != nullptr) {
     if (!recipients->is_array()) {
       errors.Add({"recipients"}, "Input should be a valid list", "list_type");
-      return;
+      return out;
     }
     if (recipients->size() > kMaxRecipients) {
       errors.Add({"recipients"},
@@ -214,8 +232,9 @@ void CheckRecipients(const json& body, ErrorList& errors) {
                              "group message goes to at most {} recipients",
                              kMaxRecipients, recipients->size(), kMaxRecipients),
                  "too_long");
-      return;
+      return out;
     }
+    out.recipients.emplace();
     for (size_t i = 0; i < recipients->size(); ++i) {
       const json& item = (*recipients)[i];
       if (!item.is_string()) {
@@ -223,12 +242,15 @@ void CheckRecipients(const json& body, ErrorList& errors) {
         continue;
       }
       const auto& s = item.get_ref<const std::string&>();
-      if (!IsE164(s) && !IsEmail(s)) {
+      std::optional<std::string> normalised =
+          IsEmail(s) ? std::optional<std::string>(s) : NormalisePhone(s, options.default_region);
+      if (!normalised) {
         errors.Add({"recipients", i},
-                   "Value error, each recipient must be an E.164 phone number or an email "
-                   "address",
+                   "Value error, each recipient must be a phone number or an email address",
                    "value_error");
+        continue;
       }
+      out.recipients->push_back(std::move(*normalised));
     }
     if (recipients->size() < kMinRecipients) {
       errors.Add({"recipients"},
@@ -237,6 +259,7 @@ void CheckRecipients(const json& body, ErrorList& errors) {
                  "too_short");
     }
   }
+  return out;
 }
 
 std::string TooManyMediaUrls(size_t count) {
@@ -334,9 +357,10 @@ void CheckReplyTo(const json& body, ErrorList& errors) {
 
 // The request as it will be stored and sent: known fields that are null dropped, media_url
 // folded into media_urls, everything else as given.
-json Normalise(const json& body, std::vector<std::string> media) {
+json Normalise(const json& body, std::vector<std::string> media, Recipients recipients) {
   json out = json::object();
   for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() == kControlsMember) continue;
     bool known = false;
     for (const char* name : kKnownFields) {
       if (it.key() == name) known = true;
@@ -346,6 +370,8 @@ json Normalise(const json& body, std::vector<std::string> media) {
     out[it.key()] = it.value();
   }
   if (!media.empty() || Field(body, "media_urls") != nullptr) out["media_urls"] = std::move(media);
+  if (recipients.to_number) out["to_number"] = std::move(*recipients.to_number);
+  if (recipients.recipients) out["recipients"] = std::move(*recipients.recipients);
   // AgentPhone's schema marks body as required; a media-only message carries an empty one.
   if (!out.contains("body")) out["body"] = "";
   return out;
@@ -444,19 +470,21 @@ std::optional<FieldError> ParseJsonBody(std::string_view text, nlohmann::json* o
   return std::nullopt;
 }
 
-ValidatedRequest ParseAndValidateSendRequest(std::string_view text) {
+ValidatedRequest ParseAndValidateSendRequest(std::string_view text,
+                                             const ValidationOptions& options) {
   json body;
   if (std::optional<FieldError> error = ParseJsonBody(text, &body)) {
     ValidatedRequest result;
     result.errors.push_back(std::move(*error));
     return result;
   }
-  ValidatedRequest result = ValidateSendRequest(body);
+  ValidatedRequest result = ValidateSendRequest(body, {"body"}, options);
   if (result.ok()) result.forwarded = ForwardedRequest(text, result.request);
   return result;
 }
 
-ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann::json& loc_prefix) {
+ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann::json& loc_prefix,
+                                     const ValidationOptions& options) {
   ValidatedRequest result;
   ErrorList errors(NormalisePrefix(loc_prefix));
   if (!body.is_object()) {
@@ -472,8 +500,11 @@ ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann:
     return result;
   }
 
+  if (auto controls = body.find(kControlsMember); controls != body.end()) {
+    result.controls_member = *controls;
+  }
   CheckIdentifiers(body, errors);
-  CheckRecipients(body, errors);
+  Recipients recipients = CheckRecipients(body, options, errors);
   Media media = CheckMedia(body, errors);
   CheckBody(body, media.count, errors);
   CheckSendStyle(body, errors);
@@ -483,7 +514,7 @@ ValidatedRequest ValidateSendRequest(const nlohmann::json& body, const nlohmann:
     result.errors = errors.Take();
     return result;
   }
-  result.request = Normalise(body, std::move(media.folded));
+  result.request = Normalise(body, std::move(media.folded), std::move(recipients));
   result.forwarded = result.request.dump();
   return result;
 }

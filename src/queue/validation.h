@@ -20,6 +20,12 @@ struct FieldError {
   std::string type;  // pydantic v2 style: missing, string_type, list_type, value_error, ...
 };
 
+// What validation needs beyond the body.
+struct ValidationOptions {
+  // The region a phone number without a country code is read in (--default-region).
+  std::string default_region = "US";
+};
+
 struct ValidatedRequest {
   // The normalised request, to be stored and sent upstream: null fields omitted, `media_url`
   // folded into `media_urls`, unknown fields kept unchanged. Empty when errors is not.
@@ -27,6 +33,8 @@ struct ValidatedRequest {
   // What is stored and sent upstream: `request` with the producer's own bytes for every field
   // that validation did not change (see raw_json.h).
   std::string forwarded;
+  // The body's `sendq` member (null when absent), for ParseQueueControls.
+  nlohmann::json controls_member;
   std::vector<FieldError> errors;
   bool ok() const { return errors.empty(); }
 };
@@ -49,12 +57,16 @@ std::optional<FieldError> ParseJsonBody(std::string_view text, nlohmann::json* o
 
 // Parses `text` as JSON and validates it. A body that is not JSON, too deeply nested, or not
 // an object is reported as a single error.
-ValidatedRequest ParseAndValidateSendRequest(std::string_view text);
+ValidatedRequest ParseAndValidateSendRequest(std::string_view text,
+                                             const ValidationOptions& options = {});
 
 // Validates an already-parsed body. `loc_prefix` is prepended to every location (the batch
 // endpoint uses ["body", "messages", i]).
+// Phone numbers in `to_number` and `recipients` are normalised to E.164 (see phone.h); the
+// reserved member `sendq` (queue controls) is copied to controls_member and never forwarded.
 ValidatedRequest ValidateSendRequest(const nlohmann::json& body,
-                                     const nlohmann::json& loc_prefix = {"body"});
+                                     const nlohmann::json& loc_prefix = {"body"},
+                                     const ValidationOptions& options = {});
 
 // {"detail": [{"loc": [...], "msg": "...", "type": "..."}, ...]}: FastAPI's 422 body.
 nlohmann::json ValidationErrorBody(const std::vector<FieldError>& errors);

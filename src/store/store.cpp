@@ -12,6 +12,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "queue/controls.h"
+#include "queue/send_window.h"
 #include "store/migrations.h"
 #include "store/sqlite.h"
 #include "store/writer.h"
@@ -26,17 +28,18 @@ namespace {
 // claim cost as much as the backlog is long. INDEXED BY either uses the index or fails.
 
 // The column order ReadMessage() expects.
-#define SENDQ_MESSAGE_COLUMNS                                                       \
-  "id, producer, idempotency_key, request, status, attempts, version, created_at, " \
-  "updated_at, next_attempt_at, expires_at, lease_until, sent_at, last_error, "     \
-  "provider_message_id, channel, from_number, sent_to_number, conversation_id, "    \
-  "reply_parent_unresolved, upstream_response, attempt_count"
+#define SENDQ_MESSAGE_COLUMNS                                                           \
+  "id, producer, idempotency_key, request, status, attempts, version, created_at, "     \
+  "updated_at, next_attempt_at, expires_at, lease_until, sent_at, last_error, "         \
+  "provider_message_id, channel, from_number, sent_to_number, conversation_id, "        \
+  "reply_parent_unresolved, upstream_response, attempt_count, ordering_key, priority, " \
+  "send_at, send_window, window_zones, sender, held"
 
 // The start of every claim: an UPDATE that leases the rows its WHERE clause picks (?1 the time,
 // ?2 the lease end, both bound by Lease()). Callers add the WHERE clause and RETURNING.
 #define SENDQ_LEASE_UPDATE                                                    \
   "UPDATE messages SET status = 1, lease_until = ?2, version = version + 1, " \
-  "attempt_count = attempt_count + 1, updated_at = ?1 "
+  "attempt_count = attempt_count + 1, updated_at = ?1, paced = 0 "
 
 Message ReadMessage(const Stmt& s) {
   Message m;
@@ -61,6 +64,13 @@ Message ReadMessage(const Stmt& s) {
   m.conversation_id = s.OptText(18);
   if (auto v = s.OptInt(19)) m.reply_parent_unresolved = *v != 0;
   m.upstream_response = s.OptText(20);
+  m.ordering_key = s.OptText(22);
+  m.priority = static_cast<Priority>(s.Int(23));
+  m.send_at = s.OptInt(24);
+  m.send_window = s.OptText(25);
+  m.window_zones = s.OptText(26);
+  m.sender = s.OptText(27);
+  m.held = s.Int(28) != 0;
   return m;
 }
 
@@ -225,32 +235,75 @@ bool SameRequest(const std::string& a, const std::string& b) {
   return !pa.is_discarded() && pa == pb;
 }
 
+// Where a message joins its lane: after every message there that is not final. `held` when
+// there is one (it is not the lane's head).
+struct LanePlace {
+  int64_t seq = 0;
+  bool held = false;
+};
+
+Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::string& key) {
+  Result<Stmt*> stmt = db.Prepare(
+      "SELECT max(lane_seq) FROM messages INDEXED BY messages_lanes "
+      "WHERE producer = ?1 AND ordering_key = ?2 AND status < 2");
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)->Bind(1, producer).Bind(2, key);
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  std::optional<int64_t> last = (*stmt)->OptInt(0);
+  (*stmt)->Reset();
+  return LanePlace{last.value_or(0) + 1, last.has_value()};
+}
+
+// A message of this lane became final: its first message that is not final may go now.
+Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key) {
+  if (!key) return Status::Ok();
+  Result<Stmt*> stmt = db.Prepare(
+      "UPDATE messages SET held = 0 WHERE id = (SELECT id FROM messages INDEXED BY "
+      "messages_lanes WHERE producer = ?1 AND ordering_key = ?2 AND status < 2 "
+      "ORDER BY lane_seq LIMIT 1) AND held = 1");
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)->Bind(1, producer).Bind(2, *key);
+  return (*stmt)->Run();
+}
+
 // Inserts a new message, or finds the earlier one with the same idempotency key: the same
-// request is a replay, another request is Conflict. Runs on the writer.
+// request with the same controls is a replay, anything else is Conflict. Runs on the writer.
 Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   if (nm.idempotency_key) {
     Result<Stmt*> find = db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS
-                                    " FROM messages WHERE producer = ?1 AND "
+                                    ", controls FROM messages WHERE producer = ?1 AND "
                                     "idempotency_key = ?2");
     if (!find.ok()) return find.status();
     (*find)->Bind(1, nm.producer).Bind(2, *nm.idempotency_key);
-    Result<std::vector<Message>> existing = CollectMessages(*find);
-    if (!existing.ok()) return existing.status();
-    if (!existing->empty()) {
-      Message& earlier = existing->front();
-      if (!SameRequest(earlier.request_json, nm.request_json)) {
+    Result<bool> found = (*find)->Step();
+    if (!found.ok()) return found.status();
+    if (*found) {
+      Message earlier = ReadMessage(**find);
+      const std::string earlier_controls = (*find)->OptText(29).value_or("{}");
+      (*find)->Reset();
+      if (!SameRequest(earlier.request_json, nm.request_json) || earlier_controls != nm.controls) {
         return Status::Conflict(
-            "this Idempotency-Key was already used with a different request body; use a "
-            "new key for a new message");
+            "this Idempotency-Key was already used with a different request body or queue "
+            "controls; use a new key for a new message");
       }
       return EnqueueResult{std::move(earlier), true, std::nullopt};
     }
   }
   const TimeMs created_at = MessageIdTime(nm.id);
+  const TimeMs due = std::max(created_at, nm.first_due);
+  LanePlace lane;
+  if (nm.ordering_key) {
+    Result<LanePlace> tail = LaneTail(db, nm.producer, *nm.ordering_key);
+    if (!tail.ok()) return tail.status();
+    lane = *tail;
+  }
   Result<Stmt*> insert = db.Prepare(
       "INSERT INTO messages (id, producer, idempotency_key, request, agent_id, to_number, "
-      "status, created_at, updated_at, next_attempt_at, expires_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?7, ?8)");
+      "status, created_at, updated_at, next_attempt_at, expires_at, ordering_key, lane_seq, "
+      "held, priority, sender, send_at, send_window, window_zones, controls) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?9, ?8, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+      "?17, ?18)");
   if (!insert.ok()) return insert.status();
   (*insert)
       ->Bind(1, nm.id)
@@ -260,7 +313,17 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
       .Bind(5, nm.agent_id)
       .Bind(6, nm.to_number)
       .Bind(7, created_at)
-      .Bind(8, nm.expires_at);
+      .Bind(8, nm.expires_at)
+      .Bind(9, due)
+      .Bind(10, nm.ordering_key)
+      .Bind(11, lane.seq)
+      .Bind(12, static_cast<int64_t>(lane.held ? 1 : 0))
+      .Bind(13, static_cast<int64_t>(nm.priority))
+      .Bind(14, nm.sender)
+      .Bind(15, nm.send_at)
+      .Bind(16, nm.send_window)
+      .Bind(17, nm.window_zones)
+      .Bind(18, nm.controls);
   Status st = (*insert)->Run();
   // Conflict is reserved for a reused idempotency key; a constraint failure here is a bug.
   if (st.IsConflict()) return Status::Internal("insert refused: " + st.message());
@@ -272,8 +335,16 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   m.request_json = nm.request_json;
   m.status = MessageStatus::kQueued;
   m.version = 1;
-  m.created_at = m.updated_at = m.next_attempt_at = created_at;
+  m.created_at = m.updated_at = created_at;
+  m.next_attempt_at = due;
   m.expires_at = nm.expires_at;
+  m.ordering_key = nm.ordering_key;
+  m.priority = nm.priority;
+  m.send_at = nm.send_at;
+  m.send_window = nm.send_window;
+  m.window_zones = nm.window_zones;
+  m.sender = nm.sender;
+  m.held = lane.held;
   return EnqueueResult{std::move(m), false, std::nullopt};
 }
 
@@ -302,7 +373,7 @@ class SqliteStore final : public Store {
                     std::function<void(Result<EnqueueResult>)> done) override {
     auto out = std::make_shared<std::optional<Result<EnqueueResult>>>();
     writer_.Submit(
-        [nm = std::move(nm), claim, out](Db& db) {
+        [this, nm = std::move(nm), claim, out](Db& db) {
           out->emplace(claim ? InsertAndClaim(db, nm, *claim) : InsertOrReplay(db, nm));
           return (*out)->ok() ? Status::Ok() : (*out)->status();
         },
@@ -379,7 +450,20 @@ class SqliteStore final : public Store {
     std::string sql = "SELECT " SENDQ_MESSAGE_COLUMNS " FROM messages WHERE producer = ?1";
     // Every filter has a fixed parameter number, so the SQL text (and its cached statement)
     // depends only on which filters are present.
-    if (f.status) sql += " AND status = ?2";
+    if (!f.statuses.empty()) {
+      // At most five statuses: each list of them is its own cached statement.
+      sql += " AND status IN (";
+      for (size_t i = 0; i < f.statuses.size(); ++i) {
+        sql += fmt::format("{}{}", i == 0 ? "" : ", ", static_cast<int>(f.statuses[i]));
+      }
+      sql += ")";
+    }
+    if (f.ordering_key) sql += " AND ordering_key = ?10";
+    if (f.priority) sql += " AND priority = ?11";
+    if (f.scheduled) {
+      sql += *f.scheduled ? " AND status = 0 AND send_at > ?12"
+                          : " AND NOT (status = 0 AND coalesce(send_at > ?12, 0))";
+    }
     if (f.agent_id) sql += " AND agent_id = ?3";
     if (f.to_number) sql += " AND to_number = ?4";
     if (f.provider_message_id) sql += " AND provider_message_id = ?5";
@@ -394,7 +478,9 @@ class SqliteStore final : public Store {
     if (!stmt.ok()) return stmt.status();
     Stmt& s = **stmt;
     s.Bind(1, producer);
-    if (f.status) s.Bind(2, static_cast<int64_t>(*f.status));
+    if (f.ordering_key) s.Bind(10, *f.ordering_key);
+    if (f.priority) s.Bind(11, static_cast<int64_t>(*f.priority));
+    if (f.scheduled) s.Bind(12, f.now);
     if (f.agent_id) s.Bind(3, *f.agent_id);
     if (f.to_number) s.Bind(4, *f.to_number);
     if (f.provider_message_id) s.Bind(5, *f.provider_message_id);
@@ -422,9 +508,11 @@ class SqliteStore final : public Store {
 
   Result<Message> Retry(const std::string& producer, const std::string& id, TimeMs now,
                         TimeMs expires_at) override {
+    // Retried by hand, a message joins the end of its lane again, like a new one.
     return Transition(producer, id, MessageStatus::kFailed,
                       "UPDATE messages SET status = 0, version = version + 1, updated_at = ?3, "
-                      "next_attempt_at = ?3, expires_at = ?4, attempts = 0, last_error = NULL "
+                      "next_attempt_at = ?3, expires_at = ?4, attempts = 0, last_error = NULL, "
+                      "lane_seq = ?5, held = ?6 "
                       "WHERE id = ?1 AND version = ?2 RETURNING " SENDQ_MESSAGE_COLUMNS,
                       now, expires_at);
   }
@@ -440,7 +528,7 @@ class SqliteStore final : public Store {
   std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
                                                                     ClaimOptions next) override {
     return writer_.CallAsync<CompleteAndClaimResult>(
-        [result = std::move(result), next](Db& db) -> Result<CompleteAndClaimResult> {
+        [this, result = std::move(result), next](Db& db) -> Result<CompleteAndClaimResult> {
           Result<bool> recorded = RecordResult(db, result);
           if (!recorded.ok()) return recorded.status();
           CompleteAndClaimResult out{*recorded, {}};
@@ -474,18 +562,27 @@ class SqliteStore final : public Store {
   Result<std::optional<TimeMs>> NextWakeAt() override {
     Result<ReaderPool::Lease> db = readers_.Acquire();
     if (!db.ok()) return db.status();
+    // One due time per priority (each is the head of its own range of messages_due), the
+    // soonest expiry of a waiting message, and the soonest lease end.
     Result<Stmt*> stmt = (*db)->Prepare(
-        "SELECT min((SELECT min(next_attempt_at) FROM messages INDEXED BY messages_due "
-        "WHERE status = 0), (SELECT min(expires_at) FROM messages INDEXED BY messages_expiry "
-        "WHERE status = 0)), (SELECT min(lease_until) FROM messages INDEXED BY messages_leases "
-        "WHERE status = 1)");
+        "SELECT (SELECT min(next_attempt_at) FROM messages INDEXED BY messages_due "
+        "WHERE status = 0 AND held = 0 AND priority = 0), "
+        "(SELECT min(next_attempt_at) FROM messages INDEXED BY messages_due "
+        "WHERE status = 0 AND held = 0 AND priority = 1), "
+        "(SELECT min(next_attempt_at) FROM messages INDEXED BY messages_due "
+        "WHERE status = 0 AND held = 0 AND priority = 2), "
+        "(SELECT min(expires_at) FROM messages INDEXED BY messages_expiry WHERE status = 0), "
+        "(SELECT min(lease_until) FROM messages INDEXED BY messages_leases WHERE status = 1)");
     if (!stmt.ok()) return stmt.status();
     Result<bool> row = (*stmt)->Step();
     if (!row.ok()) return row.status();
-    std::optional<TimeMs> queued = (*stmt)->OptInt(0);
-    std::optional<TimeMs> lease = (*stmt)->OptInt(1);
-    if (queued && lease) return std::optional<TimeMs>(std::min(*queued, *lease));
-    return queued ? queued : lease;
+    std::optional<TimeMs> soonest;
+    for (int i = 0; i < 5; ++i) {
+      if (std::optional<TimeMs> t = (*stmt)->OptInt(i); t && (!soonest || *t < *soonest)) {
+        soonest = t;
+      }
+    }
+    return soonest;
   }
 
   Result<Stats> GetStats() override {
@@ -545,47 +642,177 @@ class SqliteStore final : public Store {
         return Status::Conflict(
             fmt::format("message {} is {}", id, StatusName((*current)->status)));
       }
+      LanePlace lane;
+      if (expires_at != 0 && (*current)->ordering_key) {
+        Result<LanePlace> tail = LaneTail(db, producer, *(*current)->ordering_key);
+        if (!tail.ok()) return tail.status();
+        lane = *tail;
+      }
       Result<Stmt*> stmt = db.Prepare(sql);
       if (!stmt.ok()) return stmt.status();
       (*stmt)->Bind(1, id).Bind(2, (*current)->version).Bind(3, now);
-      if (expires_at != 0) (*stmt)->Bind(4, expires_at);
+      if (expires_at != 0) {
+        (*stmt)->Bind(4, expires_at).Bind(5, lane.seq).Bind(6, int64_t{lane.held ? 1 : 0});
+      }
       Result<std::vector<Message>> rows = CollectMessages(*stmt);
       if (!rows.ok()) return rows.status();
       if (rows->empty()) return Status::Internal("message changed during a transition");
       db.NoteChanged(id);
-      return std::move(rows->front());
+      Message& changed = rows->front();
+      if (IsTerminal(changed.status)) {
+        if (Status st = ReleaseLane(db, producer, changed.ordering_key); !st.ok()) return st;
+      }
+      return std::move(changed);
     });
   }
 
-  // Inserts (or replays) a message and, if it is new, leases it: EnqueueAndClaim, on the writer.
-  static Result<EnqueueResult> InsertAndClaim(Db& db, const NewMessage& nm, const ClaimOptions& o) {
+  // Inserts (or replays) a message and, if it may go now, leases it: EnqueueAndClaim, on the
+  // writer.
+  Result<EnqueueResult> InsertAndClaim(Db& db, const NewMessage& nm, const ClaimOptions& o) {
     Result<EnqueueResult> stored = InsertOrReplay(db, nm);
     if (!stored.ok() || stored->replayed) return stored;
-    Result<Stmt*> claim = db.Prepare(
-        SENDQ_LEASE_UPDATE "WHERE id = ?3 AND status = 0 RETURNING " SENDQ_MESSAGE_COLUMNS);
-    if (!claim.ok()) return claim.status();
-    (*claim)->Bind(3, nm.id);
-    Result<std::vector<ClaimedMessage>> claimed = Lease(db, **claim, o);
+    const Message& m = stored->message;
+    if (m.held || m.next_attempt_at > o.now) return stored;
+    Candidate candidate{m.id, m.sender.value_or(""), m.send_window, m.window_zones, false};
+    Result<std::vector<ClaimedMessage>> claimed = AdmitAndLease(db, {candidate}, o);
     if (!claimed.ok()) return claimed.status();
-    if (!claimed->empty()) stored->claimed = std::move(claimed->front());
+    if (!claimed->empty()) {
+      share_.Took(m.priority);
+      stored->claimed = std::move(claimed->front());
+    }
     return stored;
   }
 
-  // Claim(), on the writer.
-  static Result<std::vector<ClaimedMessage>> ClaimDue(Db& db, const ClaimOptions& o) {
+  // A due message the claim looked at.
+  struct Candidate {
+    std::string id;
+    std::string sender;
+    std::optional<std::string> send_window;
+    std::optional<std::string> window_zones;
+    bool paced = false;  // its due time is a pacing slot booked for it
+  };
+
+  // Claim(), on the writer. Each priority's due messages come from messages_due in due order;
+  // a lane's later messages are not in it (held), so nothing is scanned to keep order.
+  Result<std::vector<ClaimedMessage>> ClaimDue(Db& db, const ClaimOptions& o) {
     if (o.housekeeping) {
       Status st = ExpireQueued(db, o.now);
       if (st.ok()) st = RecoverExpiredLeases(db, o);
       if (!st.ok()) return st;
     }
-    Result<Stmt*> claim =
-        db.Prepare(SENDQ_LEASE_UPDATE
-                   "WHERE id IN (SELECT id FROM messages INDEXED BY messages_due "
-                   "WHERE status = 0 AND next_attempt_at <= ?1 AND expires_at > ?1 "
-                   "ORDER BY next_attempt_at LIMIT ?3) RETURNING " SENDQ_MESSAGE_COLUMNS);
-    if (!claim.ok()) return claim.status();
-    (*claim)->Bind(3, static_cast<int64_t>(o.limit));
-    return Lease(db, **claim, o);
+    std::vector<ClaimedMessage> out;
+    // Each round claims from the first priority that has an admissible due message, as many
+    // as the bulk share allows, then looks at the order again.
+    for (int round = 0; static_cast<int>(out.size()) < o.limit && round < kMaxClaimRounds;
+         ++round) {
+      bool took_any = false;
+      for (Priority p : share_.Order()) {
+        int want = o.limit - static_cast<int>(out.size());
+        if (p != Priority::kBulk) want = std::min(want, std::max(1, share_.UntilBulkOwed()));
+        Result<std::vector<Candidate>> due = DueCandidates(db, p, o.now, want);
+        if (!due.ok()) return due.status();
+        if (due->empty()) continue;
+        Result<std::vector<ClaimedMessage>> claimed = AdmitAndLease(db, *due, o);
+        if (!claimed.ok()) return claimed.status();
+        for (ClaimedMessage& c : *claimed) {
+          share_.Took(p);
+          out.push_back(std::move(c));
+        }
+        if (!claimed->empty()) {
+          took_any = true;
+          break;
+        }
+      }
+      if (!took_any) break;
+    }
+    return out;
+  }
+
+  // Up to `limit` due messages of priority `p` that nothing holds, soonest first.
+  static Result<std::vector<Candidate>> DueCandidates(Db& db, Priority p, TimeMs now, int limit) {
+    Result<Stmt*> stmt = db.Prepare(
+        "SELECT id, sender, send_window, window_zones, paced FROM messages INDEXED BY "
+        "messages_due WHERE status = 0 AND held = 0 AND priority = ?1 AND next_attempt_at <= ?2 "
+        "AND expires_at > ?2 ORDER BY next_attempt_at LIMIT ?3");
+    if (!stmt.ok()) return stmt.status();
+    (*stmt)->Bind(1, static_cast<int64_t>(p)).Bind(2, now).Bind(3, static_cast<int64_t>(limit));
+    std::vector<Candidate> out;
+    for (;;) {
+      Result<bool> row = (*stmt)->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      Stmt& r = **stmt;
+      out.push_back(Candidate{r.Text(0), r.OptText(1).value_or(""), r.OptText(2), r.OptText(3),
+                              r.Int(4) != 0});
+    }
+    return out;
+  }
+
+  // Leases the candidates that may go now; moves each of the others to the time it may (outside
+  // its send window: when the window opens; without a pacing token: to the slot booked for it).
+  static Result<std::vector<ClaimedMessage>> AdmitAndLease(Db& db,
+                                                           const std::vector<Candidate>& candidates,
+                                                           const ClaimOptions& o) {
+    Result<Stmt*> lease = db.Prepare(
+        SENDQ_LEASE_UPDATE "WHERE id = ?3 AND status = 0 RETURNING " SENDQ_MESSAGE_COLUMNS);
+    if (!lease.ok()) return lease.status();
+    std::vector<std::string> admitted;
+    for (const Candidate& c : candidates) {
+      TimeMs allowed = o.now;
+      bool booked = c.paced;
+      if (c.send_window && c.window_zones) {
+        std::string problem;
+        std::optional<SendWindow> window =
+            ParseSendWindow(nlohmann::json::parse(*c.send_window, nullptr, false), &problem);
+        if (window) {
+          std::optional<TimeMs> opens = WindowOpenAt(*window, SplitZones(*c.window_zones), o.now);
+          // A window that never opens again (the zone rules changed) no longer applies.
+          if (opens) allowed = *opens;
+        }
+      }
+      if (allowed == o.now && o.pacer != nullptr) {
+        allowed = std::max(allowed, o.pacer->PausedUntil(c.sender, o.now));
+        if (allowed == o.now && !c.paced) {
+          allowed = o.pacer->Book(c.sender, o.now);
+          booked = allowed > o.now;
+        }
+      }
+      if (allowed > o.now) {
+        if (Status st = Postpone(db, c.id, allowed, booked); !st.ok()) return st;
+        continue;
+      }
+      admitted.push_back(c.id);
+    }
+    std::vector<ClaimedMessage> out;
+    for (const std::string& id : admitted) {
+      (*lease)->Reset();
+      (*lease)->Bind(3, id);
+      Result<std::vector<ClaimedMessage>> one = Lease(db, **lease, o);
+      if (!one.ok()) return one.status();
+      for (ClaimedMessage& c : *one) out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  static std::vector<std::string> SplitZones(const std::string& zones) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < zones.size()) {
+      size_t comma = zones.find(',', start);
+      if (comma == std::string::npos) comma = zones.size();
+      out.push_back(zones.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return out;
+  }
+
+  // Not now: due at `at` instead, without an attempt. `booked`: `at` is its pacing slot.
+  static Status Postpone(Db& db, const std::string& id, TimeMs at, bool booked) {
+    Result<Stmt*> stmt =
+        db.Prepare("UPDATE messages SET next_attempt_at = ?2, paced = ?3 WHERE id = ?1");
+    if (!stmt.ok()) return stmt.status();
+    (*stmt)->Bind(1, id).Bind(2, at).Bind(3, int64_t{booked ? 1 : 0});
+    return (*stmt)->Run();
   }
 
   // Runs `claim`, a SENDQ_LEASE_UPDATE with its own parameters (from ?3) bound, leasing the
@@ -599,6 +826,7 @@ class SqliteStore final : public Store {
       if (!*row) break;
       out.push_back(ClaimedMessage{ReadMessage(claim), AttemptCount(claim)});
     }
+    claim.Reset();
     Result<Stmt*> insert =
         db.Prepare("INSERT INTO attempts (message_id, number, started_at) VALUES (?1, ?2, ?3)");
     if (!insert.ok()) return insert.status();
@@ -623,7 +851,7 @@ class SqliteStore final : public Store {
         "conversation_id = coalesce(?12, conversation_id), "
         "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), "
         "upstream_response = coalesce(?14, upstream_response) "
-        "WHERE id = ?1 AND version = ?2 AND status = 1");
+        "WHERE id = ?1 AND version = ?2 AND status = 1 RETURNING producer, ordering_key");
     if (!update.ok()) return update.status();
     (*update)
         ->Bind(1, r.message_id)
@@ -640,10 +868,17 @@ class SqliteStore final : public Store {
         .Bind(12, r.response.conversation_id)
         .Bind(13, OptBool(r.response.reply_parent_unresolved))
         .Bind(14, r.upstream_response);
-    if (Status st = (*update)->Run(); !st.ok()) return st;
+    Result<bool> row = (*update)->Step();
+    if (!row.ok()) return row.status();
     // Fenced: the lease was taken over; the newer state wins.
-    if (db.Changes() == 0) return false;
+    if (!*row) return false;
+    const std::string producer = (*update)->Text(0);
+    const std::optional<std::string> ordering_key = (*update)->OptText(1);
+    (*update)->Reset();
     db.NoteChanged(r.message_id);
+    if (IsTerminal(r.new_status)) {
+      if (Status st = ReleaseLane(db, producer, ordering_key); !st.ok()) return st;
+    }
     Result<Stmt*> attempt = db.Prepare(
         "UPDATE attempts SET finished_at = ?3, outcome = ?4, http_status = ?5, error = ?6, "
         "response_body = ?7, charged = ?8 WHERE message_id = ?1 AND number = ?2");
@@ -667,17 +902,24 @@ class SqliteStore final : public Store {
     Result<Stmt*> stmt = db.Prepare(
         "UPDATE messages INDEXED BY messages_expiry SET status = 3, version = version + 1, "
         "updated_at = ?1, "
-        "last_error = 'expired: its validity (--max-age) ran out before it could be delivered' "
-        "WHERE status = 0 AND expires_at <= ?1 RETURNING id");
+        "last_error = 'expired: its validity (expires_at) ran out before it could be "
+        "delivered' WHERE status = 0 AND expires_at <= ?1 RETURNING id, producer, ordering_key");
     if (!stmt.ok()) return stmt.status();
     (*stmt)->Bind(1, now);
+    std::vector<std::pair<std::string, std::optional<std::string>>> lanes;
     for (;;) {
       Result<bool> row = (*stmt)->Step();
       if (!row.ok()) return row.status();
-      if (!*row) return Status::Ok();
+      if (!*row) break;
       db.NoteChanged((*stmt)->Text(0));
       log::Info("message_expired", {{"message_id", (*stmt)->Text(0)}});
+      if (auto key = (*stmt)->OptText(2)) lanes.emplace_back((*stmt)->Text(1), std::move(key));
     }
+    (*stmt)->Reset();
+    for (const auto& [producer, key] : lanes) {
+      if (Status st = ReleaseLane(db, producer, key); !st.ok()) return st;
+    }
+    return Status::Ok();
   }
 
   // A `sending` message whose lease ran out: its worker died or hung, so the attempt's outcome
@@ -720,7 +962,7 @@ class SqliteStore final : public Store {
                              unknown);
       } else if (m.expires_at <= o.now) {
         next = MessageStatus::kFailed;
-        reason = "expired: its validity (--max-age) ran out; last: " + unknown;
+        reason = "expired: its validity (expires_at) ran out; last: " + unknown;
       }
       Result<Stmt*> update = db.Prepare(
           "UPDATE messages SET status = ?3, attempts = attempts + 1, version = version + 1, "
@@ -735,13 +977,21 @@ class SqliteStore final : public Store {
           .Bind(5, reason);
       if (Status st = (*update)->Run(); !st.ok()) return st;
       db.NoteChanged(m.id);
+      // Outcome unknown and retried, it still holds its lane; failed, it lets the next go.
+      if (next == MessageStatus::kFailed) {
+        if (Status st = ReleaseLane(db, m.producer, m.ordering_key); !st.ok()) return st;
+      }
       log::Warn("lease_expired",
                 {{"message_id", m.id}, {"attempt", attempt_number}, {"status", StatusName(next)}});
     }
     return Status::Ok();
   }
 
+  // Claims look at this many rounds of priorities at most, so one claim stays short.
+  static constexpr int kMaxClaimRounds = 16;
+
   const Clock* const clock_;
+  PriorityShare share_;  // used on the writer thread only
   std::unique_ptr<LockFile> lock_;
   ReaderPool readers_;
   Writer writer_;

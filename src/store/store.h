@@ -17,6 +17,7 @@
 
 #include "queue/delivery_policy.h"
 #include "queue/message.h"
+#include "queue/pacing.h"
 #include "util/clock.h"
 #include "util/status.h"
 
@@ -30,6 +31,15 @@ struct NewMessage {
   std::optional<std::string> agent_id;
   std::optional<std::string> to_number;
   TimeMs expires_at = 0;
+  // Queue controls (see queue/controls.h).
+  std::optional<std::string> ordering_key;  // nullopt: not ordered
+  std::string sender;
+  Priority priority = Priority::kNormal;
+  std::optional<TimeMs> send_at;
+  TimeMs first_due = 0;                     // 0: at creation
+  std::optional<std::string> send_window;   // JSON, when a window applies
+  std::optional<std::string> window_zones;  // comma-separated
+  std::string controls;                     // as given, canonical JSON: the fingerprint's part
 };
 
 struct ClaimOptions {
@@ -41,6 +51,8 @@ struct ClaimOptions {
   // First fail queued messages whose validity ran out and recover expired leases. A claim
   // that follows another closely may skip it: both only look for deadlines that have passed.
   bool housekeeping = true;
+  // Pacing: a message whose sender has no token is moved to when it will, not claimed.
+  Pacer* pacer = nullptr;
 };
 
 // A message the caller now holds a lease on. message.version is the fencing token.
@@ -129,6 +141,12 @@ class Store {
   // messages whose lease expired (their open attempt becomes `unknown`) -- unless
   // options.housekeeping is false -- then leases up to `limit` due messages and writes an
   // attempt row for each.
+  //
+  // What a claim may take: a queued message that is due (next_attempt_at, which starts at
+  // send_at), whose lane holds nothing earlier that is not final (conversation order), inside
+  // its send window and with a pacing token; `high` before `normal` before `bulk`, except that
+  // `bulk` gets at least one claim in ten while it has due work. A due message outside its
+  // window or without a token is moved to when it will be allowed, without an attempt.
   virtual Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& options) = 0;
   // Records the attempt and the message's new state, unless the lease was taken over since
   // (the version moved on): then nothing is written and the answer is false.

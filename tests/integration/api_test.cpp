@@ -338,7 +338,7 @@ TEST_CASE("api: validation problems are a 422 listing each one, and nothing is s
   CHECK(Locs(array) == std::vector<json>{json::array({"body"})});
 
   const json several = {{"agent_id", 5},
-                        {"to_number", "4155552671"},
+                        {"to_number", "not-a-number"},
                         {"media_urls", {"http://example.com/a.jpg", 3}},
                         {"send_style", "bogus"}};
   HttpResult bad = s.sendq->Post("/v1/messages", several);

@@ -192,7 +192,8 @@ TEST_CASE("delivery: once a paused upstream resumes, the whole worker pool sends
   s.upstream->SetConfig({{"token", "a-rotated-key"}});
   const std::string first = Enqueue(*s.sendq);
   CHECK(WaitAttempts(*s.sendq, first, 1)[0].at("outcome") == "upstream_paused");
-  std::vector<nlohmann::json> backlog(15, ExampleRequest());
+  std::vector<nlohmann::json> backlog;
+  for (int i = 0; i < 15; ++i) backlog.push_back(ExampleRequestTo(i));
   HttpResult batch = s.sendq->Post("/v1/messages/batch", {{"messages", backlog}});
   REQUIRE(batch.status == 200);
   REQUIRE(batch.json.at("accepted") == 15);
@@ -207,7 +208,7 @@ TEST_CASE("delivery: a burst of 5xx trips the circuit instead of using up attemp
   Scenario s(std::vector<std::string>{}, {"--max-attempts", "3"});
   s.upstream->SetConfig({{"force_status", 503}});
   std::vector<std::string> ids;
-  for (int i = 0; i < 8; ++i) ids.push_back(Enqueue(*s.sendq));
+  for (int i = 0; i < 8; ++i) ids.push_back(Enqueue(*s.sendq, ExampleRequestTo(i)));
   // Once every message has had an attempt, the circuit is open: readiness says so.
   for (const std::string& id : ids) WaitAttempts(*s.sendq, id, 1);
   CheckReadyWhilePaused(s.sendq->port());

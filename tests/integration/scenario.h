@@ -3,6 +3,7 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <memory>
 #include <string>
@@ -19,6 +20,14 @@ inline nlohmann::json ExampleRequest(const std::string& body =
                                          "Hello! Your appointment is "
                                          "confirmed for tomorrow at 3 PM.") {
   return {{"agent_id", "agent_12345abcde"}, {"to_number", "+14155552671"}, {"body", body}};
+}
+
+// The example to recipient number `n` (0..9999): each its own conversation, so that messages
+// are not held behind each other by conversation order.
+inline nlohmann::json ExampleRequestTo(int n, const std::string& body = "Hello!") {
+  nlohmann::json request = ExampleRequest(body);
+  request["to_number"] = fmt::format("+1415555{:04}", n);
+  return request;
 }
 
 // Retry settings that keep tests fast: the behaviour is the same, only the scale differs.

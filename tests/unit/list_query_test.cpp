@@ -29,7 +29,7 @@ void CheckError(const Params& params, const std::string& name, const std::string
 TEST_CASE("list query: no parameters gives the defaults") {
   auto parsed = ParseListQuery({});
   REQUIRE(parsed.ok());
-  CHECK_FALSE(parsed.filter.status);
+  CHECK(parsed.filter.statuses.empty());
   CHECK_FALSE(parsed.filter.agent_id);
   CHECK_FALSE(parsed.filter.to_number);
   CHECK_FALSE(parsed.filter.provider_message_id);
@@ -50,7 +50,7 @@ TEST_CASE("list query: status") {
     CAPTURE(c.text);
     auto parsed = ParseListQuery({{"status", c.text}});
     REQUIRE(parsed.ok());
-    CHECK(parsed.filter.status == c.status);
+    CHECK(parsed.filter.statuses == std::vector<MessageStatus>{c.status});
   }
   for (const char* bad : {"QUEUED", "cancelled", "delivered", " sent", "sent,failed"}) {
     CAPTURE(bad);
@@ -158,16 +158,38 @@ TEST_CASE("list query: garbage cursors are rejected") {
   CheckError({{"cursor", ""}}, "cursor", "value_error");
 }
 
-TEST_CASE("list query: the last of a repeated parameter wins") {
+TEST_CASE("list query: a repeated status is any of them; another repeated parameter is a 422") {
   Params params;
-  params.emplace("limit", "500");
-  params.emplace("limit", "10");
-  params.emplace("status", "sent");
+  params.emplace("status", "queued");
   params.emplace("status", "failed");
   auto parsed = ParseListQuery(params);
   REQUIRE(parsed.ok());
-  CHECK(parsed.filter.limit == 10);
-  CHECK(parsed.filter.status == MessageStatus::kFailed);
+  CHECK(parsed.filter.statuses ==
+        std::vector<MessageStatus>{MessageStatus::kQueued, MessageStatus::kFailed});
+  for (const char* name : {"limit", "to_number", "agent_id", "priority", "ordering_key"}) {
+    CAPTURE(name);
+    Params twice;
+    twice.emplace(name, "10");
+    twice.emplace(name, "20");
+    CheckError(twice, name, "value_error");
+  }
+}
+
+TEST_CASE("list query: to_number is normalised, and an unencoded + (a space) still matches") {
+  CHECK(ParseListQuery({{"to_number", " 14155550100"}}).filter.to_number == "+14155550100");
+  CHECK(ParseListQuery({{"to_number", "(415) 555-0100"}}).filter.to_number == "+14155550100");
+  CHECK(ParseListQuery({{"to_number", "+14155550100"}}).filter.to_number == "+14155550100");
+}
+
+TEST_CASE("list query: ordering_key, priority and scheduled") {
+  auto parsed =
+      ParseListQuery({{"ordering_key", "k1"}, {"priority", "bulk"}, {"scheduled", "true"}});
+  REQUIRE(parsed.ok());
+  CHECK(parsed.filter.ordering_key == "k1");
+  CHECK(parsed.filter.priority == Priority::kBulk);
+  CHECK(parsed.filter.scheduled == true);
+  CheckError({{"priority", "urgent"}}, "priority", "enum");
+  CheckError({{"scheduled", "yes"}}, "scheduled", "bool_parsing");
 }
 
 TEST_CASE("list query: unknown parameters are ignored") {

@@ -149,7 +149,7 @@ TEST_CASE("store: list pages newest first with filters and a cursor") {
   CHECK(page->messages[1].id == ids[1]);
 
   ListFilter by_status;
-  by_status.status = MessageStatus::kSent;
+  by_status.statuses = {MessageStatus::kSent};
   page = f.store().List("alice", by_status);
   REQUIRE(page.ok());
   CHECK(page->messages.empty());

@@ -234,20 +234,51 @@ TEST_CASE("validation: one of agent_id, number_id or from_number") {
   }
 }
 
-TEST_CASE("validation: to_number formats") {
-  for (const char* good : {"+14155552671", "+44", "+123456789012345", "12345", "123456",
-                           "someone@example.com", "grp_abc-DEF_123", "grp_x"}) {
-    CAPTURE(good);
-    CHECK(With("to_number", good).ok());
+TEST_CASE("validation: to_number formats; phone numbers are normalised to E.164") {
+  struct Case {
+    const char* given;
+    const char* stored;
+  };
+  for (Case c : {Case{"+14155552671", "+14155552671"}, Case{"14155552671", "+14155552671"},
+                 Case{"(415) 555-2671", "+14155552671"}, Case{"415.555.2671", "+14155552671"},
+                 Case{"+44 20 7946 0958", "+442079460958"}, Case{"12345", "12345"},
+                 Case{"123456", "123456"}, Case{"someone@example.com", "someone@example.com"},
+                 Case{"grp_abc-DEF_123", "grp_abc-DEF_123"}, Case{"grp_x", "grp_x"}}) {
+    CAPTURE(c.given);
+    ValidatedRequest result = With("to_number", c.given);
+    REQUIRE(result.ok());
+    CHECK(result.request.at("to_number") == c.stored);
+    CHECK(json::parse(result.forwarded).at("to_number") == c.stored);
   }
-  for (const char* bad : {"", "14155552671", "+0123456", "+1", "+1234567890123456", "+1 415",
-                          "1234", "1234567", "grp_", "grp_a b", "grp_a.b", "GRP_abc", "@x.com",
-                          "a@@b.com", "a@b", "a b@c.com", "a@b.", "a@.b", "(415) 555-2671"}) {
+  for (const char* bad : {"", "+0123456", "+1", "+44", "+1234567890123456", "+1 415", "1234",
+                          "555-0100", "grp_", "grp_a b", "grp_a.b", "GRP_abc", "@x.com", "a@@b.com",
+                          "a@b", "a b@c.com", "a@b.", "a@.b", "not a number"}) {
     CAPTURE(bad);
     auto error = OnlyError(With("to_number", bad));
     CHECK(error.loc == json{"body", "to_number"});
     CHECK(error.type == "value_error");
   }
+}
+
+TEST_CASE("validation: --default-region reads national numbers") {
+  json body = Minimal();
+  body["to_number"] = "020 7946 0958";
+  CHECK_FALSE(ValidateSendRequest(body).ok());  // not a US number
+  ValidationOptions gb;
+  gb.default_region = "GB";
+  ValidatedRequest result = ValidateSendRequest(body, {"body"}, gb);
+  REQUIRE(result.ok());
+  CHECK(result.request.at("to_number") == "+442079460958");
+}
+
+TEST_CASE("validation: the sendq member is kept apart and never forwarded") {
+  json body = Minimal();
+  body["sendq"] = {{"priority", "high"}};
+  ValidatedRequest result = ValidateSendRequest(body);
+  REQUIRE(result.ok());
+  CHECK(result.controls_member == json{{"priority", "high"}});
+  CHECK_FALSE(result.request.contains("sendq"));
+  CHECK(ParseAndValidateSendRequest(body.dump()).forwarded.find("sendq") == std::string::npos);
 }
 
 TEST_CASE("validation: recipients") {

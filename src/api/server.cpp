@@ -646,7 +646,11 @@ Response ApiServer::HandleCancel(const Request& req) {
   const std::string& producer = req.principal;
   const std::string& id = req.path_params.at(0);
   Result<Message> m = deps_.store->Cancel(producer, id, deps_.clock->NowMs());
-  if (m.ok()) log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
+  if (m.ok()) {
+    log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
+    // The next message of its conversation may be due now.
+    if (m->ordering_key) deps_.dispatcher->WakeUp();
+  }
   return TransitionAnswer(producer, id, m, "only a queued message can be canceled");
 }
 

@@ -236,3 +236,70 @@ TEST_CASE("store: a read after a half-read query still sees newer commits") {
 
 }  // namespace
 }  // namespace sendq
+
+namespace sendq {
+namespace {
+
+TEST_CASE("store: a version-1 database is upgraded in place with its messages and ledger") {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/v1.db";
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(store::EmbeddedMigrations().front().version == 1);
+  REQUIRE(sqlite3_exec(db, store::EmbeddedMigrations().front().sql, nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  const char* rows =
+      "PRAGMA user_version = 1;"
+      "INSERT INTO messages (id, producer, request, agent_id, to_number, status, attempts, "
+      "attempt_count, version, created_at, updated_at, next_attempt_at, expires_at) VALUES "
+      "('sq_01m8rydtcn3r8k5nzt941b0fqe', 'alice', '{\"agent_id\":\"a\",\"to_number\":"
+      "\"+14155552671\",\"body\":\"q\"}', 'a', '+14155552671', 0, 1, 1, 3, 1000, 2000, 3000, "
+      "9000000000000);"
+      "INSERT INTO messages (id, producer, request, status, attempts, attempt_count, version, "
+      "created_at, updated_at, next_attempt_at, expires_at, sent_at, provider_message_id) VALUES "
+      "('sq_01m8rydtcp3vx3ta2nczfq6bve', 'alice', '{\"number_id\":\"n\",\"to_number\":"
+      "\"+14155552672\",\"body\":\"s\"}', 2, 1, 1, 4, 1000, 2500, 1000, 9000000000000, 2500, "
+      "'msg_1');"
+      "INSERT INTO attempts (message_id, number, started_at, finished_at, outcome, http_status, "
+      "charged) VALUES ('sq_01m8rydtcn3r8k5nzt941b0fqe', 1, 1500, 1600, 1, 503, 1), "
+      "('sq_01m8rydtcp3vx3ta2nczfq6bve', 1, 2400, 2500, 0, 200, 1);";
+  REQUIRE(sqlite3_exec(db, rows, nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+
+  FakeClock clock;
+  clock.Set(5000);
+  auto opened = store::OpenSqliteStore(path, {}, &clock, nullptr);
+  REQUIRE(opened.ok());
+  CHECK(*store::SchemaVersion(path) == store::EmbeddedMigrations().back().version);
+  store::Store& s = **opened;
+  auto queued = s.Get("alice", "sq_01m8rydtcn3r8k5nzt941b0fqe");
+  REQUIRE(queued.ok());
+  CHECK(queued->status == MessageStatus::kQueued);
+  CHECK(queued->attempts == 1);
+  CHECK(queued->version == 3);
+  CHECK(queued->next_attempt_at == 3000);
+  CHECK(queued->priority == Priority::kNormal);
+  CHECK_FALSE(queued->ordering_key);  // queued before ordering: not held by anything
+  CHECK(queued->sender == "a");
+  auto sent = s.Get("alice", "sq_01m8rydtcp3vx3ta2nczfq6bve");
+  REQUIRE(sent.ok());
+  CHECK(sent->status == MessageStatus::kSent);
+  CHECK(sent->provider_message_id == "msg_1");
+  CHECK(sent->sent_at == 2500);
+  auto ledger = s.ListAttempts("alice", "sq_01m8rydtcn3r8k5nzt941b0fqe");
+  REQUIRE(ledger.ok());
+  REQUIRE(ledger->size() == 1);
+  CHECK((*ledger)[0].http_status == 503);
+  // The upgraded message is claimed like any other.
+  store::ClaimOptions claim;
+  claim.now = 5000;
+  claim.limit = 5;
+  auto claimed = s.Claim(claim);
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  CHECK((*claimed)[0].message.id == "sq_01m8rydtcn3r8k5nzt941b0fqe");
+  CHECK((*claimed)[0].attempt_number == 2);
+}
+
+}  // namespace
+}  // namespace sendq

@@ -707,7 +707,7 @@ Response ApiServer::HandleReady(const Request& req) {
 }
 
 Response ApiServer::HandleMetrics(const Request&) {
-  Result<store::Stats> stats = deps_.store->GetStats();
+  Result<store::Stats> stats = deps_.store->GetStats(deps_.clock->NowMs());
   if (!stats.ok()) return StatusResponse(stats.status());
   Response res;
   res.content_type = "text/plain; version=0.0.4";

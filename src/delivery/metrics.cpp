@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
+#include <set>
+
 namespace sendq::delivery {
 
 void Metrics::CountAttempt(AttemptOutcome outcome) {
@@ -14,6 +18,87 @@ void Metrics::ObserveUpstreamLatency(DurationMs ms) {
   latency_buckets_[i].fetch_add(1, std::memory_order_relaxed);
   latency_count_.fetch_add(1, std::memory_order_relaxed);
   latency_sum_ms_.fetch_add(ms, std::memory_order_relaxed);
+}
+
+namespace {
+
+// The senders /metrics names one by one; the rest are summed as sender="other".
+constexpr size_t kMaxNamedSenders = 50;
+
+// A label value in the exposition format: backslash, quote and newline escaped.
+std::string LabelValue(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Metrics::RenderQueue(const std::vector<store::QueueGroup>& groups, TimeMs now,
+                          std::string* out) {
+  // The deepest senders by name, the others together.
+  std::map<std::string, int64_t> depth;
+  for (const store::QueueGroup& g : groups) depth[g.sender] += g.queued;
+  std::vector<std::pair<int64_t, std::string>> ranked;
+  for (const auto& [sender, n] : depth) ranked.emplace_back(-n, sender);
+  std::sort(ranked.begin(), ranked.end());
+  std::set<std::string> named;
+  for (size_t i = 0; i < ranked.size() && i < kMaxNamedSenders; ++i) named.insert(ranked[i].second);
+  std::map<std::pair<int, std::string>, store::QueueGroup> merged;
+  for (const store::QueueGroup& g : groups) {
+    const std::string label = named.count(g.sender) > 0 ? g.sender : "other";
+    store::QueueGroup& m = merged[{static_cast<int>(g.priority), label}];
+    m.priority = g.priority;
+    m.sender = label;
+    m.queued += g.queued;
+    m.held_by_order += g.held_by_order;
+    m.held_by_pacing += g.held_by_pacing;
+    m.held_by_schedule += g.held_by_schedule;
+    m.held_by_window += g.held_by_window;
+    if (g.oldest_due_at && (!m.oldest_due_at || *g.oldest_due_at < *m.oldest_due_at)) {
+      m.oldest_due_at = g.oldest_due_at;
+    }
+  }
+  *out +=
+      "# HELP sendq_queue_depth Queued messages, by priority and sender (the 50 deepest senders "
+      "by name, the rest as other).\n"
+      "# TYPE sendq_queue_depth gauge\n";
+  for (const auto& [key, g] : merged) {
+    *out += fmt::format("sendq_queue_depth{{priority=\"{}\",sender=\"{}\"}} {}\n",
+                        PriorityName(g.priority), LabelValue(g.sender), g.queued);
+  }
+  *out +=
+      "# HELP sendq_queue_held Queued messages that are not due, by why: order (an earlier "
+      "message of the conversation is not final), pacing, schedule (send_at) or window.\n"
+      "# TYPE sendq_queue_held gauge\n";
+  for (const auto& [key, g] : merged) {
+    const std::pair<const char*, int64_t> reasons[] = {{"order", g.held_by_order},
+                                                       {"pacing", g.held_by_pacing},
+                                                       {"schedule", g.held_by_schedule},
+                                                       {"window", g.held_by_window}};
+    for (const auto& [reason, n] : reasons) {
+      *out += fmt::format("sendq_queue_held{{priority=\"{}\",sender=\"{}\",reason=\"{}\"}} {}\n",
+                          PriorityName(g.priority), LabelValue(g.sender), reason, n);
+    }
+  }
+  *out +=
+      "# HELP sendq_queue_oldest_due_age_seconds How long the longest-due message has been due "
+      "(0 if none is).\n"
+      "# TYPE sendq_queue_oldest_due_age_seconds gauge\n";
+  for (const auto& [key, g] : merged) {
+    const double age =
+        g.oldest_due_at ? std::max(0.0, static_cast<double>(now - *g.oldest_due_at) / 1000.0) : 0.0;
+    *out +=
+        fmt::format("sendq_queue_oldest_due_age_seconds{{priority=\"{}\",sender=\"{}\"}} {:.3f}\n",
+                    PriorityName(g.priority), LabelValue(g.sender), age);
+  }
 }
 
 std::string Metrics::Render(const store::Stats& stats, bool upstream_paused, TimeMs now) const {
@@ -67,6 +152,8 @@ std::string Metrics::Render(const store::Stats& stats, bool upstream_paused, Tim
                    ? static_cast<double>(now - *stats.oldest_queued_created_at) / 1000.0
                    : 0.0;
   append(fmt::format("sendq_oldest_queued_age_seconds {:.3f}\n", age < 0 ? 0.0 : age));
+
+  RenderQueue(stats.queue, now, &out);
 
   append(
       "# HELP sendq_upstream_paused 1 while sending to AgentPhone is paused (auth, balance or "

@@ -22,6 +22,9 @@ class Metrics {
 
   // Everything in the Prometheus text exposition format. `stats` comes from the store.
   std::string Render(const store::Stats& stats, bool upstream_paused, TimeMs now) const;
+  // The per-priority and per-sender queue gauges, appended to `out`.
+  static void RenderQueue(const std::vector<store::QueueGroup>& groups, TimeMs now,
+                          std::string* out);
 
  private:
   static constexpr std::array<double, 12> kLatencyBucketsSeconds = {

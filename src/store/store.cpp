@@ -585,7 +585,7 @@ class SqliteStore final : public Store {
     return soonest;
   }
 
-  Result<Stats> GetStats() override {
+  Result<Stats> GetStats(TimeMs now) override {
     Result<ReaderPool::Lease> db = readers_.Acquire();
     if (!db.ok()) return db.status();
     Transaction txn(&**db);
@@ -604,6 +604,26 @@ class SqliteStore final : public Store {
     Result<bool> row = (*oldest)->Step();
     if (!row.ok()) return row.status();
     if (*row) stats.oldest_queued_created_at = MessageIdTime((*oldest)->Text(0));
+    (*oldest)->Reset();
+    // One pass over the queued messages (messages_due and the held ones), grouped.
+    Result<Stmt*> groups = (*db)->Prepare(
+        "SELECT priority, coalesce(sender, ''), count(*), sum(held), "
+        "sum(held = 0 AND paced = 1 AND next_attempt_at > ?1), "
+        "sum(held = 0 AND paced = 0 AND send_at > ?1), "
+        "sum(held = 0 AND paced = 0 AND coalesce(send_at <= ?1, 1) AND send_window IS NOT NULL "
+        "AND next_attempt_at > ?1), "
+        "min(CASE WHEN held = 0 AND next_attempt_at <= ?1 THEN next_attempt_at END) "
+        "FROM messages INDEXED BY messages_expiry WHERE status = 0 GROUP BY priority, sender");
+    if (!groups.ok()) return groups.status();
+    (*groups)->Bind(1, now);
+    for (;;) {
+      Result<bool> g = (*groups)->Step();
+      if (!g.ok()) return g.status();
+      if (!*g) break;
+      Stmt& r = **groups;
+      stats.queue.push_back(QueueGroup{static_cast<Priority>(r.Int(0)), r.Text(1), r.Int(2),
+                                       r.Int(3), r.Int(4), r.Int(5), r.Int(6), r.OptInt(7)});
+    }
     return stats;
   }
 

@@ -96,9 +96,22 @@ struct ListPage {
   bool has_more = false;
 };
 
+// Queued messages of one priority and sender, and why those that are not due wait.
+struct QueueGroup {
+  Priority priority = Priority::kNormal;
+  std::string sender;
+  int64_t queued = 0;
+  int64_t held_by_order = 0;            // an earlier message of its lane is not final
+  int64_t held_by_pacing = 0;           // moved to a booked pacing slot
+  int64_t held_by_schedule = 0;         // send_at still ahead
+  int64_t held_by_window = 0;           // outside its send window
+  std::optional<TimeMs> oldest_due_at;  // the earliest next_attempt_at among due messages
+};
+
 struct Stats {
   std::map<MessageStatus, int64_t> by_status;
   std::optional<TimeMs> oldest_queued_created_at;
+  std::vector<QueueGroup> queue;  // at `now` as GetStats was given
 };
 
 class Store {
@@ -162,7 +175,8 @@ class Store {
   // The earliest time at which Claim could find work: a due retry, an expiry or a lease end.
   virtual Result<std::optional<TimeMs>> NextWakeAt() = 0;
 
-  virtual Result<Stats> GetStats() = 0;
+  // Counts at `now`. Reads every queued message once (for /metrics, not for a hot path).
+  virtual Result<Stats> GetStats(TimeMs now) = 0;
   // A write round trip, for readiness.
   virtual Status CheckWritable() = 0;
 };

@@ -130,7 +130,7 @@ class StoreWithHooks : public store::Store {
   Status Unclaim(const std::string& id, int64_t version, int attempt) override {
     return inner_->Unclaim(id, version, attempt);
   }
-  Result<store::Stats> GetStats() override { return inner_->GetStats(); }
+  Result<store::Stats> GetStats(TimeMs now) override { return inner_->GetStats(now); }
   Status CheckWritable() override { return inner_->CheckWritable(); }
 
  private:

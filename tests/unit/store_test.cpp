@@ -161,7 +161,7 @@ TEST_CASE("store: stats count by status and find the oldest queued message") {
   f.clock().Advance(500);
   Message second = f.Enqueue();
   REQUIRE(f.store().Cancel("alice", second.id, f.clock().NowMs()).ok());
-  auto stats = f.store().GetStats();
+  auto stats = f.store().GetStats(f.clock().NowMs());
   REQUIRE(stats.ok());
   CHECK(stats->by_status[MessageStatus::kQueued] == 1);
   CHECK(stats->by_status[MessageStatus::kCanceled] == 1);

@@ -85,6 +85,16 @@ json RejectionBody() {
                   "value_error"}});
 }
 
+// True when `request` is sent as `sender`: its number_id, from_number or agent_id.
+bool SentFrom(const json& request, const std::string& sender) {
+  if (!request.is_object()) return false;
+  for (const char* name : {"number_id", "from_number", "agent_id"}) {
+    auto it = request.find(name);
+    if (it != request.end() && it->is_string() && it->get<std::string>() == sender) return true;
+  }
+  return false;
+}
+
 // The bearer token, or nullopt if the header is missing or not a bearer credential.
 std::optional<std::string> BearerToken(const httplib::Request& req) {
   if (!req.has_header("Authorization")) return std::nullopt;
@@ -177,6 +187,7 @@ json FaultConfigToJson(const FaultConfig& config) {
       {"force_status", config.force_status},
       {"force_retry_after", config.force_retry_after},
       {"force_body", config.force_body},
+      {"force_sender", config.force_sender},
   };
 }
 
@@ -229,6 +240,14 @@ Status ApplyFaultConfigJson(const json& patch, FaultConfig* config) {
         status = Status::InvalidArgument("force_status must be 0 or an HTTP status in 200..599");
       } else {
         next.force_status = value.get<int>();
+      }
+    } else if (name == "force_sender") {
+      if (value.is_null()) {
+        next.force_sender.clear();
+      } else if (value.is_string()) {
+        next.force_sender = value.get<std::string>();
+      } else {
+        status = Status::InvalidArgument("force_sender must be a string or null");
       }
     } else if (name == "force_body") {
       if (value.is_null()) {
@@ -432,7 +451,8 @@ void FakeAgentPhone::HandleSend(const httplib::Request& req, httplib::Response& 
   {
     std::lock_guard<std::mutex> lock(mu_);
     config = config_;
-    if (config.force_status != 0) {
+    if (config.force_status != 0 &&
+        (config.force_sender.empty() || SentFrom(parsed, config.force_sender))) {
       outcome = Outcome::kForced;
     } else if (!key.empty() && config.fail_first > 0 &&
                ++attempts_by_key_[key] <= config.fail_first) {

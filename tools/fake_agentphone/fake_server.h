@@ -74,6 +74,9 @@ struct FaultConfig {
   int force_status = 0;           // answer every POST with this status (200..599); 0 = off
   std::string force_retry_after;  // Retry-After value sent with force_status, if non-empty
   std::string force_body;         // raw body (text/html) sent with force_status, if non-empty
+  // When non-empty, force_status applies only to sends from this sender (the request's
+  // number_id, from_number or agent_id).
+  std::string force_sender;
 };
 
 // The config as POST /__fake/config answers it.

@@ -7,6 +7,8 @@
 //                    With --batch N the body is POST /v1/messages/batch's, N example requests,
 //                    and messages/s counts N per 2xx answer; --save-ids FILE writes every
 //                    --save-every'th accepted id, one per line, for `lookup`.
+//                    --distinct-recipients sends each request to a recipient of its own, so
+//                    each message is its own conversation (none waits behind another).
 //   lookup           GET /v1/messages/{id} for ids read from a file, in random order, closed
 //                    loop on C connections, for --requests requests. Reports latency.
 //   direct-upstream  The drain baseline: C clients POST the example request straight to a (fake)
@@ -14,13 +16,19 @@
 //                    --requests have been sent. Reports messages/s (2xx answers per second).
 //   latency          Enqueue-to-receipt time when idle: at --rate messages/s, POST a message to
 //                    sendq, then long-poll the fake AgentPhone until it has received it. See
-//                    kLatencyMethod for what exactly is measured.
+//                    kLatencyMethod for what exactly is measured. With --priority P each message
+//                    carries sendq.priority P and the poll waits for that message's own id
+//                    (figure 2d, where a bulk backlog drains meanwhile).
+//   post-conversations  Figure 2c's backlog: batches where batch N holds message N of each of
+//                    --conversations conversations, body "C:N".
 //   wait-sent        The drain figure: optionally POSTs --config to the fake's /__fake/config
 //                    (which releases a paused backlog), then waits until the fake has accepted
 //                    --count sends and reports the rate between the first and the last arrival.
+//                    --check-order counts sends of "C:N" bodies that overtook an earlier N.
 //
 // Every mode is bounded both in count and in time (--max-seconds).
 
+#include <fmt/format.h>
 #include <httplib.h>
 #include <unistd.h>
 
@@ -103,6 +111,19 @@ std::unique_ptr<httplib::Client> MakeClient(const std::string& origin, int read_
   return client;
 }
 
+// The example's recipient, replaced by a fresh number per request with --distinct-recipients.
+constexpr std::string_view kExampleRecipient = "+14155552671";
+
+// A number of its own for request `n`: +1 212 then seven digits (10 million distinct).
+std::string DistinctRecipient(int64_t n) { return fmt::format("+1212{:07}", n % 10'000'000); }
+
+// `body` with the example recipient replaced by `recipient` (unchanged if it has none).
+std::string WithRecipient(const std::string& body, const std::string& recipient) {
+  const size_t at = body.find(kExampleRecipient);
+  if (at == std::string::npos) return body;
+  return body.substr(0, at) + recipient + body.substr(at + kExampleRecipient.size());
+}
+
 // Nearest-rank percentiles of `samples` (sorted in place), in the samples' unit.
 Json Percentiles(std::vector<int64_t>& samples) {
   if (samples.empty()) return Json({{"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr}});
@@ -124,6 +145,8 @@ struct LoadOptions {
   double warmup_s = 0;
   double max_seconds = 300;
   bool unique_keys = false;  // a fresh Idempotency-Key on every request
+  // Every request to a recipient of its own: each message its own conversation.
+  bool distinct_recipients = false;
   int batch = 0;             // >0: POST batches of this many example requests
   std::string save_ids;      // with batch: a file for a sample of the accepted ids
   int64_t save_every = 1000;
@@ -196,6 +219,7 @@ Json RunLoad(const std::string& mode, const LoadOptions& o) {
       "bench-" + std::to_string(getpid()) + "-" + std::to_string(WallMs()) + "-";
   std::atomic<int64_t> issued{0};
   std::atomic<int64_t> keys{0};
+  std::atomic<int64_t> recipients{0};
   std::atomic<bool> hard_stop{false};
   std::vector<ConnectionStats> stats(static_cast<size_t>(o.connections));
   const double window = o.duration_s > 0 ? std::min(o.duration_s, o.max_seconds) : o.max_seconds;
@@ -236,7 +260,12 @@ Json RunLoad(const std::string& mode, const LoadOptions& o) {
         if (o.unique_keys) {
           headers.emplace("Idempotency-Key", key_prefix + std::to_string(keys.fetch_add(1)));
         }
-        httplib::Result res = client->Post(url.path, headers, o.body, "application/json");
+        httplib::Result res =
+            o.distinct_recipients
+                ? client->Post(url.path, headers,
+                               WithRecipient(o.body, DistinctRecipient(recipients.fetch_add(1))),
+                               "application/json")
+                : client->Post(url.path, headers, o.body, "application/json");
         const SteadyTime t1 = Now();
         if (!measured) continue;
         // With a duration, only answers inside the window count, so one slow straggler cannot
@@ -327,6 +356,7 @@ struct LatencyOptions {
   int64_t warmup_requests = 10;  // sent and waited for first, not counted
   double max_seconds = 60;
   int wait_ms = 5000;
+  std::string priority;  // when set, sent as sendq.priority, each to a recipient of its own
 };
 
 Json RunLatency(const LatencyOptions& o) {
@@ -356,7 +386,14 @@ Json RunLatency(const LatencyOptions& o) {
                     std::chrono::duration<double>(static_cast<double>(i) * interval_s));
     std::this_thread::sleep_until(due);
     const SteadyTime t0 = Now();
-    httplib::Result posted = sendq->Post(url.path, kExampleBody, "application/json");
+    std::string body = kExampleBody;
+    if (!o.priority.empty()) {
+      nlohmann::json request = nlohmann::json::parse(kExampleBody);
+      request["to_number"] = fmt::format("+1646{:07}", i);
+      request["sendq"] = {{"priority", o.priority}};
+      body = request.dump();
+    }
+    httplib::Result posted = sendq->Post(url.path, body, "application/json");
     const SteadyTime t_posted = Now();
     if (!counted) {
       if (posted && posted->status == 202) fake->Get(poll);
@@ -367,7 +404,14 @@ Json RunLatency(const LatencyOptions& o) {
                         : httplib::to_string(posted.error())];
       continue;
     }
-    httplib::Result received = fake->Get(poll);
+    std::string own_poll = poll;
+    if (!o.priority.empty()) {
+      nlohmann::json accepted = nlohmann::json::parse(posted->body, nullptr, false);
+      if (accepted.is_object() && accepted.contains("id")) {
+        own_poll += "&idempotency_key=" + accepted["id"].get<std::string>();
+      }
+    }
+    httplib::Result received = fake->Get(own_poll);
     const SteadyTime t1 = Now();
     if (!received || received->status != 200) {
       ++problems["long poll failed"];
@@ -462,11 +506,54 @@ Json RunLookup(const LookupOptions& o) {
   return line;
 }
 
+struct ConversationsOptions {
+  std::string url;  // sendq's http://HOST:PORT/v1/messages/batch
+  std::string token;
+  int conversations = 500;
+  int per_conversation = 100;
+  double max_seconds = 300;
+};
+
+// Enqueues per_conversation batches, batch N holding message N of every conversation (body
+// "C:N", each conversation its own recipient), so that commit order within a conversation is
+// N. One connection, one batch at a time.
+Json RunConversations(const ConversationsOptions& o) {
+  const std::string mode = "post-conversations";
+  const Url url = SplitUrl(mode, o.url);
+  std::unique_ptr<httplib::Client> client = MakeClient(url.origin, 60);
+  client->set_bearer_token_auth(o.token);
+  const nlohmann::json example = nlohmann::json::parse(kExampleBody);
+  const SteadyTime start = Now();
+  int64_t accepted = 0;
+  for (int n = 0; n < o.per_conversation; ++n) {
+    if (Seconds(start, Now()) >= o.max_seconds) break;
+    nlohmann::json messages = nlohmann::json::array();
+    for (int c = 0; c < o.conversations; ++c) {
+      nlohmann::json request = example;
+      request["to_number"] = fmt::format("+1718{:07}", c);
+      request["body"] = fmt::format("{}:{}", c, n);
+      messages.push_back(std::move(request));
+    }
+    httplib::Result res =
+        client->Post(url.path, nlohmann::json({{"messages", messages}}).dump(), "application/json");
+    if (!res || res->status != 200) Fail(mode, "POST batch failed");
+    accepted += nlohmann::json::parse(res->body, nullptr, false).value("accepted", int64_t{0});
+  }
+  Json line = Json::object();
+  line["mode"] = mode;
+  line["accepted"] = accepted;
+  line["seconds"] = Seconds(start, Now());
+  return line;
+}
+
 struct WaitSentOptions {
   std::string fake;
   std::string config;  // POSTed to /__fake/config first, if not empty
   int64_t count = 0;
   double max_seconds = 600;
+  // Bodies are "CONVERSATION:N" (post-conversations): count sends that came before an earlier
+  // message of their conversation.
+  bool check_order = false;
 };
 
 Json RunWaitSent(const WaitSentOptions& o) {
@@ -506,6 +593,26 @@ Json RunWaitSent(const WaitSentOptions& o) {
   line["release_to_last_s"] = since_start_s;
   line["first_after_release_ms"] = count > 0 ? first_ms - start_ms : 0;
   line["stopped_by_time_bound"] = count < o.count;
+  if (o.check_order) {
+    httplib::Result res = fake->Get("/__fake/sent");
+    if (!res || res->status != 200) Fail(mode, "GET /__fake/sent failed");
+    nlohmann::json sends = nlohmann::json::parse(res->body, nullptr, false);
+    if (!sends.is_object()) Fail(mode, "GET /__fake/sent: not JSON");
+    std::map<std::string, int64_t> last;  // conversation -> the highest N sent so far
+    int64_t violations = 0;
+    for (const nlohmann::json& send : sends["sends"]) {
+      const std::string text = send["body"].value("body", "");
+      const size_t colon = text.find(':');
+      if (colon == std::string::npos) continue;
+      const std::string conversation = text.substr(0, colon);
+      const int64_t n = std::stoll(text.substr(colon + 1));
+      auto it = last.find(conversation);
+      if (it != last.end() && n < it->second) ++violations;
+      last[conversation] = it == last.end() ? n : std::max(it->second, n);
+    }
+    line["order_violations"] = violations;
+    line["conversations"] = last.size();
+  }
   line["method"] =
       "received_at_ms of the fake's accepted sends (ms resolution): (count - 1) / "
       "(last arrival - first arrival)";
@@ -539,6 +646,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   post_cmd->add_flag("--unique-keys", post.unique_keys, "a fresh Idempotency-Key per request");
+  post_cmd->add_flag("--distinct-recipients", post.distinct_recipients,
+                     "every request to a recipient of its own (its own conversation)");
   post_cmd->add_option("--batch", post.batch, "POST batches of this many example requests")
       ->check(CLI::Range(1, 500));
   post_cmd->add_option("--save-ids", post.save_ids, "with --batch: file for sampled accepted ids");
@@ -589,6 +698,25 @@ int main(int argc, char** argv) {
   latency_cmd->add_option("--max-seconds", latency.max_seconds)
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
+  latency_cmd->add_option("--priority", latency.priority,
+                          "send as sendq.priority (high, normal, bulk), each to its own recipient")
+      ->check(CLI::IsMember({"high", "normal", "bulk"}));
+
+  ConversationsOptions conversations;
+  CLI::App* conversations_cmd = app.add_subcommand(
+      "post-conversations", "enqueue conversations in batches, message N of each per batch");
+  conversations_cmd->add_option("--url", conversations.url, "sendq's .../v1/messages/batch")
+      ->required();
+  conversations_cmd->add_option("--token", conversations.token, "producer token")->required();
+  conversations_cmd->add_option("--conversations", conversations.conversations)
+      ->check(CLI::Range(1, 500))
+      ->capture_default_str();
+  conversations_cmd->add_option("--per-conversation", conversations.per_conversation)
+      ->check(CLI::Range(1, 100'000))
+      ->capture_default_str();
+  conversations_cmd->add_option("--max-seconds", conversations.max_seconds)
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
 
   LookupOptions lookup;
   CLI::App* lookup_cmd = app.add_subcommand("lookup", "GET messages by id, in random order");
@@ -611,6 +739,8 @@ int main(int argc, char** argv) {
   wait_cmd->add_option("--fake", wait.fake, "the fake AgentPhone's http://HOST:PORT")->required();
   wait_cmd->add_option("--config", wait.config, "JSON to POST to /__fake/config first");
   wait_cmd->add_option("--count", wait.count, "accepted sends to wait for")->required();
+  wait_cmd->add_flag("--check-order", wait.check_order,
+                     "count sends that overtook an earlier one of their conversation");
   wait_cmd->add_option("--max-seconds", wait.max_seconds)
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
@@ -633,6 +763,8 @@ int main(int argc, char** argv) {
     line = RunLookup(lookup);
   } else if (latency_cmd->parsed()) {
     line = RunLatency(latency);
+  } else if (conversations_cmd->parsed()) {
+    line = RunConversations(conversations);
   } else {
     line = RunWaitSent(wait);
   }

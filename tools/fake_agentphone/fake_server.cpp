@@ -573,11 +573,25 @@ void FakeAgentPhone::HandleList(const httplib::Request& req, httplib::Response& 
     return;
   }
   const TimeMs deadline = clock_->NowMs() + std::min(*wait_ms, kMaxWaitMs);
+  // ?idempotency_key=K: only the entries of that key count and are listed.
+  const std::string only_key = req.get_param_value("idempotency_key");
   std::unique_lock<std::mutex> lock(mu_);
-  const std::deque<json>& entries = accepted_only ? sends_ : received_;
-  clock_->WaitUntil(cv_, lock, deadline, [&] {
-    return stopping_ || static_cast<int64_t>(entries.size()) >= *min_count;
-  });
+  const std::deque<json>& all = accepted_only ? sends_ : received_;
+  auto matching = [&] {
+    if (only_key.empty()) return static_cast<int64_t>(all.size());
+    int64_t n = 0;
+    for (const json& entry : all) n += entry["idempotency_key"] == only_key ? 1 : 0;
+    return n;
+  };
+  clock_->WaitUntil(cv_, lock, deadline,
+                    [&] { return stopping_ || matching() >= *min_count; });
+  std::deque<json> filtered;
+  if (!only_key.empty()) {
+    for (const json& entry : all) {
+      if (entry["idempotency_key"] == only_key) filtered.push_back(entry);
+    }
+  }
+  const std::deque<json>& entries = only_key.empty() ? all : filtered;
   json body;
   if (req.get_param_value("summary") == "1") {
     // For backlogs too large to list: the count, the arrival span and the repeated keys.

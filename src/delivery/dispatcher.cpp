@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "util/log.h"
+#include "util/process.h"
 
 namespace sendq::delivery {
 namespace {
@@ -47,9 +48,15 @@ Dispatcher::~Dispatcher() {
 void Dispatcher::Start() {
   std::lock_guard<std::mutex> guard(mu_);
   running_threads_ = options_.workers + 1;
-  dispatcher_thread_ = std::thread([this] { DispatchLoop(); });
+  dispatcher_thread_ = std::thread([this] {
+    NameThisThread("sendq-dispatch");
+    DispatchLoop();
+  });
   for (int i = 0; i < options_.workers; ++i) {
-    worker_threads_.emplace_back([this, i] { WorkerLoop(i); });
+    worker_threads_.emplace_back([this, i] {
+      NameThisThread("sendq-worker");
+      WorkerLoop(i);
+    });
   }
 }
 

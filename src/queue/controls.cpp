@@ -92,6 +92,14 @@ json HeaderValue(const std::string& field, const std::string& text) {
   return json(text);
 }
 
+// Where `field` of `controls` was written: its header, or the body's sendq member.
+json FieldLoc(const QueueControls& controls, const json& prefix, const std::string& field) {
+  if (auto it = controls.from_header.find(field); it != controls.from_header.end()) {
+    return json::array({"header", it->second});
+  }
+  return Loc(prefix, {"sendq", field});
+}
+
 bool SameGiven(const QueueControls& a, const QueueControls& b, const std::string& field) {
   if (field == "ordering_key") return a.ordering_key == b.ordering_key;
   if (field == "send_at") return a.send_at == b.send_at;
@@ -183,13 +191,14 @@ QueueControls ParseQueueControls(const json* body_controls,
       continue;
     }
     ParseField(field->field, HeaderValue(field->field, header.value), &merged);
+    if (!in_body) merged.from_header[field->field] = header.name;
   }
   if (merged.ttl && merged.expires_at) {
-    errors->push_back({Loc(loc_prefix, {"sendq", "ttl"}),
+    errors->push_back({FieldLoc(merged, loc_prefix, "ttl"),
                        "Value error, give expires_at or ttl, not both", "value_error"});
   }
   if (merged.send_at && merged.expires_at && *merged.send_at > *merged.expires_at) {
-    errors->push_back({Loc(loc_prefix, {"sendq", "send_at"}),
+    errors->push_back({FieldLoc(merged, loc_prefix, "send_at"),
                        "Value error, send_at is after expires_at: the message would expire "
                        "before it may be sent",
                        "value_error"});
@@ -259,7 +268,7 @@ EffectiveControls ResolveControls(const QueueControls& given, const json& reques
   }
   out.first_due = std::max(created_at, given.send_at.value_or(created_at));
   if (out.first_due > out.expires_at) {
-    errors->push_back({Loc(loc_prefix, {"sendq", given.ttl ? "ttl" : "send_at"}),
+    errors->push_back({FieldLoc(given, loc_prefix, given.ttl ? "ttl" : "send_at"),
                        "Value error, the message would expire before send_at", "value_error"});
     return out;
   }
@@ -270,7 +279,7 @@ EffectiveControls ResolveControls(const QueueControls& given, const json& reques
   if (zones.empty()) {
     // A default window applies where it can; one the producer asked for must.
     if (given.send_window) {
-      errors->push_back({Loc(loc_prefix, {"sendq", "send_window"}),
+      errors->push_back({FieldLoc(given, loc_prefix, "send_window"),
                          "Value error, the recipient's time zone is not known (not a phone "
                          "number, or its country has no zone); give send_window.tz",
                          "value_error"});
@@ -279,7 +288,7 @@ EffectiveControls ResolveControls(const QueueControls& given, const json& reques
   }
   std::optional<TimeMs> opens = WindowOpenAt(*window, zones, out.first_due);
   if (!opens) {
-    errors->push_back({Loc(loc_prefix, {"sendq", "send_window"}),
+    errors->push_back({FieldLoc(given, loc_prefix, "send_window"),
                        "Value error, the window is never open in all of the recipient's time "
                        "zones at once; give send_window.tz or a wider window",
                        "value_error"});
@@ -288,7 +297,7 @@ EffectiveControls ResolveControls(const QueueControls& given, const json& reques
   out.send_window = window;
   out.first_due = *opens;
   if (out.first_due >= out.expires_at) {
-    errors->push_back({Loc(loc_prefix, {"sendq", "send_window"}),
+    errors->push_back({FieldLoc(given, loc_prefix, "send_window"),
                        "Value error, the message would expire before its send window opens",
                        "value_error"});
   }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -40,6 +41,9 @@ struct QueueControls {
   std::optional<DurationMs> ttl;
   std::optional<Priority> priority;
   std::optional<SendWindow> send_window;
+  // Fields that came from a header rather than the body: field -> header name, so that a
+  // problem found later is located where the producer wrote it.
+  std::map<std::string, std::string> from_header;
 
   // The canonical form of what was given, part of the idempotency fingerprint: the same
   // controls written differently (a header or the body, another offset) compare equal.

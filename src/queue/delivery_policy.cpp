@@ -80,11 +80,34 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
   if (d.next_attempt_at >= message.expires_at) {
     d.new_status = MessageStatus::kFailed;
     d.last_error = fmt::format(
-        "expired: its validity (--max-age) runs out before the next attempt; last: {}", d.error);
+        "expired: its validity (expires_at) runs out before the next attempt; last: {}", d.error);
     return d;
   }
   d.new_status = MessageStatus::kQueued;
   d.last_error = d.error;
+  return d;
+}
+
+LostLeaseDecision DecideAfterLostLease(const DeliveryPolicy& policy, const Message& message,
+                                       int attempt_number, TimeMs now) {
+  LostLeaseDecision d;
+  d.attempt_error = fmt::format(
+      "attempt {} outcome unknown: its lease expired before a result was recorded (process "
+      "stopped or hung mid-request)",
+      attempt_number);
+  d.last_error = d.attempt_error;
+  const int charged = message.attempts + 1;
+  if (policy.fail_unknown) {
+    d.new_status = MessageStatus::kFailed;
+    d.last_error += "; not retried because --on-unknown=fail";
+  } else if (charged >= policy.max_attempts) {
+    d.new_status = MessageStatus::kFailed;
+    d.last_error = fmt::format("attempts exhausted ({} of {}); last: {}", charged,
+                               policy.max_attempts, d.attempt_error);
+  } else if (message.expires_at <= now) {
+    d.new_status = MessageStatus::kFailed;
+    d.last_error = "expired: its validity (expires_at) ran out; last: " + d.attempt_error;
+  }
   return d;
 }
 

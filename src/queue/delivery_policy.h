@@ -32,6 +32,20 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
                                    const UpstreamResponse& response, TimeMs now,
                                    double unit_random);
 
+// A `sending` message whose lease ran out before its result was recorded (its worker died or
+// hung): the attempt's outcome is unknown and charged. What becomes of the message.
+struct LostLeaseDecision {
+  MessageStatus new_status = MessageStatus::kQueued;  // queued (due now) or failed
+  std::string attempt_error;                          // for the ledger
+  std::string last_error;                             // for the message
+};
+LostLeaseDecision DecideAfterLostLease(const DeliveryPolicy& policy, const Message& message,
+                                       int attempt_number, TimeMs now);
+
+// The last_error of a queued message whose validity ran out before it could be delivered.
+inline constexpr const char* kExpiredWhileQueued =
+    "expired: its validity (expires_at) ran out before it could be delivered";
+
 // After a 429 (too many requests): the time until which the message's sender waits, from
 // Retry-After or else the first backoff step; nullopt for any other answer. The attempt is
 // not charged: the sender is being paced, the message is fine.

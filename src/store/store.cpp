@@ -921,11 +921,10 @@ class SqliteStore final : public Store {
   static Status ExpireQueued(Db& db, TimeMs now) {
     Result<Stmt*> stmt = db.Prepare(
         "UPDATE messages INDEXED BY messages_expiry SET status = 3, version = version + 1, "
-        "updated_at = ?1, "
-        "last_error = 'expired: its validity (expires_at) ran out before it could be "
-        "delivered' WHERE status = 0 AND expires_at <= ?1 RETURNING id, producer, ordering_key");
+        "updated_at = ?1, last_error = ?2 WHERE status = 0 AND expires_at <= ?1 "
+        "RETURNING id, producer, ordering_key");
     if (!stmt.ok()) return stmt.status();
-    (*stmt)->Bind(1, now);
+    (*stmt)->Bind(1, now).Bind(2, std::string(kExpiredWhileQueued));
     std::vector<std::pair<std::string, std::optional<std::string>>> lanes;
     for (;;) {
       Result<bool> row = (*stmt)->Step();
@@ -958,32 +957,19 @@ class SqliteStore final : public Store {
       expired.emplace_back(ReadMessage(**select), AttemptCount(**select));
     }
     (*select)->Reset();
+    DeliveryPolicy policy;
+    policy.max_attempts = o.max_attempts;
+    policy.fail_unknown = o.fail_unknown;
     for (auto& [m, attempt_number] : expired) {
-      const std::string unknown = fmt::format(
-          "attempt {} outcome unknown: its lease expired before a result was recorded "
-          "(process stopped or hung mid-request)",
-          attempt_number);
+      const LostLeaseDecision decision = DecideAfterLostLease(policy, m, attempt_number, o.now);
+      const MessageStatus next = decision.new_status;
       Result<Stmt*> close_attempt = db.Prepare(
           "UPDATE attempts SET finished_at = ?3, outcome = 3, error = ?4, charged = 1 "
           "WHERE message_id = ?1 AND number = ?2 AND outcome IS NULL");
       if (!close_attempt.ok()) return close_attempt.status();
       (*close_attempt)->Bind(1, m.id).Bind(2, static_cast<int64_t>(attempt_number)).Bind(3, o.now);
-      (*close_attempt)->Bind(4, unknown);
+      (*close_attempt)->Bind(4, decision.attempt_error);
       if (Status st = (*close_attempt)->Run(); !st.ok()) return st;
-      const int charged = m.attempts + 1;
-      MessageStatus next = MessageStatus::kQueued;
-      std::string reason = unknown;
-      if (o.fail_unknown) {
-        next = MessageStatus::kFailed;
-        reason += "; not retried because --on-unknown=fail";
-      } else if (charged >= o.max_attempts) {
-        next = MessageStatus::kFailed;
-        reason = fmt::format("attempts exhausted ({} of {}); last: {}", charged, o.max_attempts,
-                             unknown);
-      } else if (m.expires_at <= o.now) {
-        next = MessageStatus::kFailed;
-        reason = "expired: its validity (expires_at) ran out; last: " + unknown;
-      }
       Result<Stmt*> update = db.Prepare(
           "UPDATE messages SET status = ?3, attempts = attempts + 1, version = version + 1, "
           "updated_at = ?4, next_attempt_at = ?4, lease_until = NULL, last_error = ?5 "
@@ -994,7 +980,7 @@ class SqliteStore final : public Store {
           .Bind(2, m.version)
           .Bind(3, static_cast<int64_t>(next))
           .Bind(4, o.now)
-          .Bind(5, reason);
+          .Bind(5, decision.last_error);
       if (Status st = (*update)->Run(); !st.ok()) return st;
       db.NoteChanged(m.id);
       // Outcome unknown and retried, it still holds its lane; failed, it lets the next go.

@@ -1,6 +1,7 @@
 #include "store/writer.h"
 
 #include "util/log.h"
+#include "util/process.h"
 
 namespace sendq::store {
 namespace {
@@ -13,7 +14,10 @@ constexpr size_t kMaxBatch = 2048;
 
 Writer::Writer(std::unique_ptr<Db> db, OnCommit on_commit)
     : on_commit_(std::move(on_commit)), db_(std::move(db)) {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    NameThisThread("sendq-writer");
+    Loop();
+  });
 }
 
 Writer::~Writer() {

@@ -5,6 +5,8 @@
 
 namespace sendq {
 
+void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
+
 Status ParseHostPort(std::string_view text, std::string* host, int* port) {
   std::string_view h;
   std::string_view p;

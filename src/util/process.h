@@ -12,6 +12,10 @@ namespace sendq {
 
 // "HOST:PORT" or "[IPV6]:PORT"; port 0 means any free port. The host comes back without
 // brackets. Errors say what was expected.
+// Names the calling thread (at most 15 characters), as `top -H` and /proc/PID/task/TID/comm
+// show it.
+void NameThisThread(const char* name);
+
 Status ParseHostPort(std::string_view text, std::string* host, int* port);
 
 // Blocks SIGINT and SIGTERM in the calling thread, and so in every thread it starts later, and

@@ -54,6 +54,16 @@ TEST_CASE("controls: a header that disagrees with the body is a 422; one that ag
   CHECK(errors.empty());
 }
 
+TEST_CASE("controls: a problem found with a header's value is located at the header") {
+  std::vector<FieldError> errors;
+  QueueControls c =
+      Parse(json(nullptr), {{"Sendq-Send-Window", R"({"start":"09:00","end":"10:00"})"}}, &errors);
+  REQUIRE(errors.empty());
+  ResolveControls(c, kRequest, At("2026-12-01T12:00:00Z"), {}, {"body"}, &errors);
+  REQUIRE(errors.size() == 1);  // never open in all US zones at once
+  CHECK(errors[0].loc == json{"header", "Sendq-Send-Window"});
+}
+
 TEST_CASE("controls: send_at after expires_at, or ttl with expires_at, is refused") {
   std::vector<FieldError> errors;
   Parse({{"send_at", "2026-12-02T00:00:00Z"}, {"expires_at", "2026-12-01T00:00:00Z"}}, {}, &errors);

@@ -127,3 +127,42 @@ TEST_CASE("delivery policy: AgentPhone's answer is read, and an unreadable one i
 
 }  // namespace
 }  // namespace sendq
+
+namespace sendq {
+namespace {
+
+TEST_CASE("delivery policy: a lost lease is an unknown, charged attempt; retried unless told not") {
+  DeliveryPolicy policy;
+  policy.max_attempts = 3;
+  Message m;
+  m.attempts = 0;
+  m.expires_at = 10'000;
+  LostLeaseDecision retry = DecideAfterLostLease(policy, m, 1, 5'000);
+  CHECK(retry.new_status == MessageStatus::kQueued);
+  CHECK(retry.attempt_error.find("outcome unknown") != std::string::npos);
+  policy.fail_unknown = true;
+  CHECK(DecideAfterLostLease(policy, m, 1, 5'000).new_status == MessageStatus::kFailed);
+  policy.fail_unknown = false;
+  m.attempts = 2;  // this one is the third
+  CHECK(DecideAfterLostLease(policy, m, 3, 5'000).last_error.rfind("attempts exhausted", 0) == 0);
+  m.attempts = 0;
+  LostLeaseDecision expired = DecideAfterLostLease(policy, m, 1, 10'000);
+  CHECK(expired.new_status == MessageStatus::kFailed);
+  CHECK(expired.last_error.rfind("expired", 0) == 0);
+}
+
+TEST_CASE("delivery policy: a 429 pauses the sender until Retry-After, or the first backoff") {
+  DeliveryPolicy policy;
+  policy.backoff = {2'000, 60'000};
+  UpstreamResponse r;
+  r.transport = UpstreamResponse::Transport::kResponded;
+  r.http_status = 429;
+  CHECK(SenderPauseAfter(policy, r, 1'000) == 3'000);
+  r.retry_after = "5";
+  CHECK(SenderPauseAfter(policy, r, 1'000) == 6'000);
+  r.http_status = 503;
+  CHECK_FALSE(SenderPauseAfter(policy, r, 1'000));
+}
+
+}  // namespace
+}  // namespace sendq

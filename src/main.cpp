@@ -170,6 +170,7 @@ int Serve(const Config& config) {
   server_options.max_age = config.max_age;
   server_options.validation.default_region = config.default_region;
   server_options.default_send_window = config.default_send_window;
+  server_options.order_conversations = config.order_conversations;
   server_options.producer_tokens = config.api_tokens;
   api::ApiServer server(
       api::ServerDeps{store->get(), &dispatcher, &circuit, &metrics, &long_polls, clock, &ids},

@@ -440,7 +440,8 @@ store::NewMessage ApiServer::NewMessageFor(const std::string& producer,
   if (!validated.ok() || errors->size() > errors_before) return nm;
   const EffectiveControls controls = ResolveControls(
       given, request, MessageIdTime(nm.id),
-      ControlDefaults{options_.max_age, options_.default_send_window}, loc_prefix, errors);
+      ControlDefaults{options_.max_age, options_.default_send_window, options_.order_conversations},
+      loc_prefix, errors);
   nm.expires_at = controls.expires_at;
   nm.ordering_key = controls.ordering_key;
   nm.sender = controls.sender;

@@ -42,6 +42,7 @@ struct ServerOptions {
   DurationMs max_age = 24 * 3'600'000LL;  // validity of a message that sets none
   ValidationOptions validation;           // --default-region
   std::optional<SendWindow> default_send_window;
+  bool order_conversations = true;  // --default-ordering=conversation (else none)
   std::map<std::string, std::string> producer_tokens;  // name -> token
 };
 

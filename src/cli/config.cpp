@@ -244,6 +244,10 @@ class ServeParser {
         "send window of messages that set none: recipient (08:00-21:00 in the recipient's "
         "zones), HH:MM-HH:MM (in the recipient's zones) or HH:MM-HH:MM@ZONE",
         "none");
+    Add("default-ordering", "SENDQ_DEFAULT_ORDERING", "conversation|none",
+        "the lane of a message that sets no ordering_key: its conversation (sender and "
+        "recipient; each sent only after the one before it is final) or none",
+        "conversation");
     Add("sender-rate", "SENDQ_SENDER_RATE", "RATE",
         "sends per sender identity (number_id, from_number or agent_id): N/s, N/m or N/h, "
         "optionally :BURST",
@@ -375,6 +379,10 @@ class ServeParser {
                             "database zone), got '{}'",
                             raw->text));
       }
+    }
+    std::string ordering = "conversation";
+    if (Choice("default-ordering", {"conversation", "none"}, ordering)) {
+      config.order_conversations = ordering == "conversation";
     }
     for (const char* flag : {"sender-rate", "upstream-rate"}) {
       auto raw = Get(flag);

@@ -48,7 +48,8 @@ struct Config {
   std::string log_level = "info";
   std::string default_region = "US";  // phone numbers without a country code
   std::optional<SendWindow> default_send_window;
-  Pacer::Options pacing;  // --sender-rate, --sender-limits, --upstream-rate
+  bool order_conversations = true;  // --default-ordering=conversation|none
+  Pacer::Options pacing;            // --sender-rate, --sender-limits, --upstream-rate
   // The files the secrets came from (--upstream-token-file, --api-tokens-file).
   std::vector<std::string> secret_files;
   // Settings that work but are risky (e.g. the AgentPhone key in cleartext over the network),

@@ -256,9 +256,11 @@ EffectiveControls ResolveControls(const QueueControls& given, const json& reques
                                   const json& loc_prefix, std::vector<FieldError>* errors) {
   EffectiveControls out;
   out.sender = SenderOf(request);
-  out.ordering_key = given.ordering_key_given
-                         ? given.ordering_key
-                         : std::optional<std::string>(ConversationKey(request));
+  if (given.ordering_key_given) {
+    out.ordering_key = given.ordering_key;
+  } else if (defaults.order_conversations) {
+    out.ordering_key = ConversationKey(request);
+  }
   out.priority = given.priority.value_or(Priority::kNormal);
   out.send_at = given.send_at;
   if (given.expires_at) {

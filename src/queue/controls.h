@@ -69,6 +69,9 @@ QueueControls ParseQueueControls(const nlohmann::json* body_controls,
 struct ControlDefaults {
   DurationMs max_age = 24LL * 3600 * 1000;  // validity when neither expires_at nor ttl is given
   std::optional<SendWindow> send_window;    // --default-send-window
+  // --default-ordering: a message without an ordering_key is in its conversation's lane
+  // (true) or in none (false).
+  bool order_conversations = true;
 };
 
 // What the store keeps for a message.

@@ -121,6 +121,16 @@ TEST_CASE("order: ordering_key null opts out; an explicit key joins other recipi
   CHECK(three.json.at("sendq").at("held_by_order") == true);
 }
 
+TEST_CASE("order: --default-ordering none leaves messages without a key unordered") {
+  Scenario s(std::vector<std::string>{"--latency-ms", "300"},
+             {"--workers", "4", "--default-ordering", "none"});
+  std::vector<json> items(3, ExampleRequest());
+  HttpResult batch = s.sendq->Post("/v1/messages/batch", {{"messages", items}});
+  REQUIRE(batch.json.at("accepted") == 3);
+  CHECK(batch.json["results"][0]["message"]["sendq"].at("ordering_key").is_null());
+  CHECK(s.upstream->Sent(3, 10'000).at("max_in_flight") >= 2);
+}
+
 TEST_CASE("priority: high overtakes a queued bulk backlog") {
   Scenario s(std::vector<std::string>{"--latency-ms", "40"}, {"--workers", "1"});
   std::vector<json> bulk;

@@ -99,6 +99,14 @@ TEST_CASE("controls: the default ordering key is the conversation; null opts out
   json group = {{"agent_id", "a"}, {"recipients", {"+13125550102", "+13125550101"}}};
   CHECK(ResolveControls({}, group, now, {}, {"body"}, &errors).ordering_key ==
         "a|+13125550101,+13125550102");
+  ControlDefaults unordered;
+  unordered.order_conversations = false;  // --default-ordering=none
+  CHECK_FALSE(ResolveControls({}, kRequest, now, unordered, {"body"}, &errors).ordering_key);
+  QueueControls explicit_key;
+  explicit_key.ordering_key_given = true;
+  explicit_key.ordering_key = "k";
+  CHECK(ResolveControls(explicit_key, kRequest, now, unordered, {"body"}, &errors).ordering_key ==
+        "k");
   QueueControls opt_out;
   opt_out.ordering_key_given = true;
   CHECK_FALSE(ResolveControls(opt_out, kRequest, now, {}, {"body"}, &errors).ordering_key);

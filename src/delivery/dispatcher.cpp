@@ -400,6 +400,16 @@ std::optional<TimeMs> Dispatcher::Finish(const Recording& done, const Result<boo
   if (recorded.ok() && *recorded && r.new_status == MessageStatus::kQueued) {
     return r.next_attempt_at;
   }
+  // A final message released the next of its conversation. If the claim that shared its
+  // commit moved that one to a later time (its window, or a pacing slot), the dispatcher must
+  // look again then: have it look now.
+  const Message& m = done.job.claim.message;
+  const bool successor_may_wait = options_.pacing.sender_rate || options_.pacing.upstream_rate ||
+                                  !options_.pacing.sender_limits.empty() || m.send_window;
+  if (recorded.ok() && *recorded && IsTerminal(r.new_status) && m.ordering_key &&
+      successor_may_wait) {
+    return r.finished_at;
+  }
   return std::nullopt;
 }
 

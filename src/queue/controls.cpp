@@ -29,6 +29,9 @@ json Loc(const json& prefix, std::initializer_list<json> path) {
   return loc;
 }
 
+// The longest ttl: a year.
+constexpr DurationMs kMaxTtl = 365LL * 24 * 3600 * 1000;
+
 // Parses one field's value into `out`; the problem, or empty when it is fine.
 std::string ParseField(const std::string& field, const json& value, QueueControls* out) {
   if (field == "ordering_key") {
@@ -60,13 +63,16 @@ std::string ParseField(const std::string& field, const json& value, QueueControl
   if (field == "ttl") {
     std::optional<DurationMs> ttl;
     if (value.is_number_integer() && value.get<int64_t>() > 0 &&
-        value.get<int64_t>() <= 365LL * 24 * 3600) {
+        value.get<int64_t>() <= kMaxTtl / 1000) {
       ttl = value.get<int64_t>() * 1000;
     } else if (value.is_string()) {
       Result<DurationMs> parsed = ParseDuration(value.get<std::string>());
-      if (parsed.ok() && *parsed > 0) ttl = *parsed;
+      if (parsed.ok() && *parsed > 0 && *parsed <= kMaxTtl) ttl = *parsed;
     }
-    if (!ttl) return "ttl must be a positive duration such as \"10m\" or \"24h\", or seconds";
+    if (!ttl) {
+      return "ttl must be a positive duration such as \"10m\" or \"24h\", or seconds, at most "
+             "365 days";
+    }
     out->ttl = *ttl;
     return "";
   }

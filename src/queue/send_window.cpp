@@ -148,7 +148,12 @@ std::vector<std::string> WindowZones(const SendWindow& window,
 std::optional<TimeMs> WindowOpenAt(const SendWindow& window, const std::vector<std::string>& zones,
                                    TimeMs t) {
   std::vector<const date::time_zone*> resolved;
-  for (const std::string& name : zones) resolved.push_back(date::locate_zone(name));
+  for (const std::string& name : zones) {
+    // A zone the tz database no longer has (it changed since the message was queued) is
+    // skipped rather than allowed to throw.
+    if (IsKnownTimeZone(name)) resolved.push_back(date::locate_zone(name));
+  }
+  if (resolved.empty()) return t;
   const TimeMs horizon = t + kWindowHorizon;
   // Move to the latest opening among the zones that are closed, until none is.
   while (t <= horizon) {

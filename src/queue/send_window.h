@@ -48,7 +48,7 @@ inline constexpr DurationMs kWindowHorizon = 8LL * 24 * 3600 * 1000;
 
 // The first instant at or after `t` at which `window` is open in every zone of `zones`;
 // nullopt when it does not open within kWindowHorizon (the zones' windows never overlap).
-// REQUIRES: every zone IsKnownTimeZone.
+// Zones the tz database does not know are skipped; with none left, `t`.
 std::optional<TimeMs> WindowOpenAt(const SendWindow& window, const std::vector<std::string>& zones,
                                    TimeMs t);
 

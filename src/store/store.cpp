@@ -512,7 +512,7 @@ class SqliteStore final : public Store {
     return Transition(producer, id, MessageStatus::kFailed,
                       "UPDATE messages SET status = 0, version = version + 1, updated_at = ?3, "
                       "next_attempt_at = ?3, expires_at = ?4, attempts = 0, last_error = NULL, "
-                      "lane_seq = ?5, held = ?6 "
+                      "lane_seq = ?5, held = ?6, paced = 0 "
                       "WHERE id = ?1 AND version = ?2 RETURNING " SENDQ_MESSAGE_COLUMNS,
                       now, expires_at);
   }
@@ -728,7 +728,11 @@ class SqliteStore final : public Store {
       bool took_any = false;
       for (Priority p : share_.Order()) {
         int want = o.limit - static_cast<int>(out.size());
-        if (p != Priority::kBulk) want = std::min(want, std::max(1, share_.UntilBulkOwed()));
+        if (p != Priority::kBulk) {
+          want = std::min(want, std::max(1, share_.UntilBulkOwed()));
+        } else if (share_.UntilBulkOwed() <= 0) {
+          want = 1;  // owed one claim, not all of them
+        }
         Result<std::vector<Candidate>> due = DueCandidates(db, p, o.now, want);
         if (!due.ok()) return due.status();
         if (due->empty()) continue;
@@ -779,7 +783,7 @@ class SqliteStore final : public Store {
     std::vector<std::string> admitted;
     for (const Candidate& c : candidates) {
       TimeMs allowed = o.now;
-      bool booked = c.paced;
+      bool booked = false;  // `allowed` is a pacing slot booked for this message
       if (c.send_window && c.window_zones) {
         std::string problem;
         std::optional<SendWindow> window =
@@ -790,6 +794,8 @@ class SqliteStore final : public Store {
           if (opens) allowed = *opens;
         }
       }
+      // A slot booked earlier is used only now, at its time; a message moved for its window or
+      // a 429 pause books again when it comes due.
       if (allowed == o.now && o.pacer != nullptr) {
         allowed = std::max(allowed, o.pacer->PausedUntil(c.sender, o.now));
         if (allowed == o.now && !c.paced) {

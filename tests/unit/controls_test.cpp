@@ -37,6 +37,10 @@ TEST_CASE("controls: body fields and headers, validated, with their locations") 
   for (const FieldError& e : errors) CHECK(e.loc[1] == "sendq");
 
   errors.clear();
+  Parse({{"ttl", "2562047788000h"}}, {}, &errors);  // would overflow a time
+  CHECK(errors.size() == 1);
+
+  errors.clear();
   Parse(json(nullptr), {{"Sendq-Send-At", "tomorrow"}}, &errors);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].loc == json{"header", "Sendq-Send-At"});

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include "store/migrations.h"
@@ -299,6 +300,68 @@ TEST_CASE("store: a version-1 database is upgraded in place with its messages an
   REQUIRE(claimed->size() == 1);
   CHECK((*claimed)[0].message.id == "sq_01m8rydtcn3r8k5nzt941b0fqe");
   CHECK((*claimed)[0].attempt_number == 2);
+}
+
+}  // namespace
+}  // namespace sendq
+
+namespace sendq {
+namespace {
+
+TEST_CASE("store: one claim of many gives bulk its one in ten, not the whole claim") {
+  test::StoreFixture f;
+  for (int i = 0; i < 60; ++i) {
+    for (Priority p : {Priority::kHigh, Priority::kBulk}) {
+      store::NewMessage nm = f.NewMessage("alice", std::nullopt, fmt::format("+1415555{:04}", i));
+      nm.priority = p;
+      REQUIRE(f.store().Enqueue(nm).ok());
+    }
+  }
+  int high = 0, bulk = 0;
+  for (int round = 0; round < 2; ++round) {
+    auto claimed = f.store().Claim(f.ClaimAt(20));
+    REQUIRE(claimed.ok());
+    for (const store::ClaimedMessage& c : *claimed) {
+      (c.message.priority == Priority::kBulk ? bulk : high)++;
+    }
+  }
+  CHECK(high + bulk == 40);
+  CHECK(bulk >= 3);  // at least one in ten of the 40
+  CHECK(bulk <= 5);  // and not a whole claim
+}
+
+TEST_CASE("store: pacing books a slot once; a message moved for a 429 books again") {
+  test::StoreFixture f;
+  Pacer::Options options;
+  options.sender_rate = *ParseRate("1/s:1");
+  Pacer pacer(options);
+  for (int i = 0; i < 3; ++i) {
+    store::NewMessage nm = f.NewMessage("alice", std::nullopt, fmt::format("+1415555{:04}", i));
+    nm.sender = "agent_1";
+    REQUIRE(f.store().Enqueue(nm).ok());
+  }
+  store::ClaimOptions claim = f.ClaimAt(10);
+  claim.pacer = &pacer;
+  auto first = f.store().Claim(claim);
+  REQUIRE(first.ok());
+  CHECK(first->size() == 1);  // the other two are booked at +1 s and +2 s
+  f.clock().Advance(1'000);
+  claim = f.ClaimAt(10);
+  claim.pacer = &pacer;
+  pacer.PauseSender("agent_1", f.clock().NowMs() + 5'000);  // a 429 meanwhile
+  auto paused = f.store().Claim(claim);
+  REQUIRE(paused.ok());
+  CHECK(paused->empty());    // booked, but the sender is paused: moved, not leased
+  f.clock().Advance(1'000);  // the second one's slot, still inside the pause
+  claim = f.ClaimAt(10);
+  claim.pacer = &pacer;
+  REQUIRE(f.store().Claim(claim)->empty());
+  f.clock().Advance(4'000);  // the pause is over
+  claim = f.ClaimAt(10);
+  claim.pacer = &pacer;
+  auto after = f.store().Claim(claim);
+  REQUIRE(after.ok());
+  CHECK(after->size() == 1);  // they book again: one now, the other a second later
 }
 
 }  // namespace

@@ -45,6 +45,12 @@ std::string ParseField(const std::string& field, const json& value, QueueControl
     if (key.empty() || key.size() > kMaxOrderingKeyLength) {
       return fmt::format("ordering_key must be 1 to {} characters", kMaxOrderingKeyLength);
     }
+    // A header's bytes are not checked as UTF-8 on the way in; a key must be text.
+    try {
+      (void)value.dump();
+    } catch (const json::type_error&) {
+      return "ordering_key must be UTF-8 text";
+    }
     out->ordering_key = key;
     return "";
   }

@@ -41,6 +41,11 @@ TEST_CASE("controls: body fields and headers, validated, with their locations") 
   CHECK(errors.size() == 1);
 
   errors.clear();
+  Parse(json(nullptr), {{"Sendq-Ordering-Key", std::string("k\xff\xfe", 3)}}, &errors);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].loc == json{"header", "Sendq-Ordering-Key"});
+
+  errors.clear();
   Parse(json(nullptr), {{"Sendq-Send-At", "tomorrow"}}, &errors);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].loc == json{"header", "Sendq-Send-At"});

@@ -451,9 +451,8 @@ store::NewMessage ApiServer::NewMessageFor(const std::string& producer,
   if (controls.send_window) {
     nm.send_window = SendWindowJson(*controls.send_window).dump();
     std::string zones;
-    for (const std::string& zone : WindowZones(*controls.send_window, RecipientNumbers(request))) {
+    for (const std::string& zone : controls.window_zones)
       zones += (zones.empty() ? "" : ",") + zone;
-    }
     nm.window_zones = std::move(zones);
   }
   nm.controls = given.ToJson().dump();

@@ -309,6 +309,7 @@ EffectiveControls ResolveControls(const QueueControls& given, const json& reques
     return out;
   }
   out.send_window = window;
+  out.window_zones = zones;
   out.first_due = *opens;
   if (out.first_due >= out.expires_at) {
     errors->push_back({FieldLoc(given, loc_prefix, "send_window"),

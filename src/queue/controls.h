@@ -82,6 +82,7 @@ struct EffectiveControls {
   std::optional<TimeMs> send_at;
   TimeMs expires_at = 0;
   std::optional<SendWindow> send_window;  // only when it applies (its zones are known)
+  std::vector<std::string> window_zones;  // the zones send_window is read in
   TimeMs first_due = 0;                   // send_at or creation, moved into the window
 
   // As the message record shows it (the `sendq` object of GET /v1/messages/{id}).

@@ -147,8 +147,8 @@ struct LoadOptions {
   bool unique_keys = false;  // a fresh Idempotency-Key on every request
   // Every request to a recipient of its own: each message its own conversation.
   bool distinct_recipients = false;
-  int batch = 0;             // >0: POST batches of this many example requests
-  std::string save_ids;      // with batch: a file for a sample of the accepted ids
+  int batch = 0;         // >0: POST batches of this many example requests
+  std::string save_ids;  // with batch: a file for a sample of the accepted ids
   int64_t save_every = 1000;
   // If set, every connection first GETs this path (uncounted, any status) and the clock starts
   // only once all are connected, so connection set-up is not part of the measurement.
@@ -698,8 +698,9 @@ int main(int argc, char** argv) {
   latency_cmd->add_option("--max-seconds", latency.max_seconds)
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
-  latency_cmd->add_option("--priority", latency.priority,
-                          "send as sendq.priority (high, normal, bulk), each to its own recipient")
+  latency_cmd
+      ->add_option("--priority", latency.priority,
+                   "send as sendq.priority (high, normal, bulk), each to its own recipient")
       ->check(CLI::IsMember({"high", "normal", "bulk"}));
 
   ConversationsOptions conversations;

@@ -583,8 +583,7 @@ void FakeAgentPhone::HandleList(const httplib::Request& req, httplib::Response& 
     for (const json& entry : all) n += entry["idempotency_key"] == only_key ? 1 : 0;
     return n;
   };
-  clock_->WaitUntil(cv_, lock, deadline,
-                    [&] { return stopping_ || matching() >= *min_count; });
+  clock_->WaitUntil(cv_, lock, deadline, [&] { return stopping_ || matching() >= *min_count; });
   std::deque<json> filtered;
   if (!only_key.empty()) {
     for (const json& entry : all) {

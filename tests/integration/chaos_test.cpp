@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "chaos/order_check.h"
 #include "scenario.h"
 
 namespace sendq::test {
@@ -123,7 +124,8 @@ TEST_CASE("chaos: SIGKILL loop under producers and a faulty upstream keeps every
         const std::string key = "chaos-p" + std::to_string(p) + "-" + std::to_string(i);
         const nlohmann::json request = {
             {"agent_id", "agent_12345abcde"},
-            {"to_number", "+1555" + std::to_string(1'000'000 + p * 1000 + i)},
+            // Three conversations per producer, so that order is at stake.
+            {"to_number", "+1555" + std::to_string(1'000'000 + p * 1000 + i % 3)},
             {"body", "chaos " + key}};
         // Retried with the same key until answered: a request without an answer may or may
         // not have been stored, and only the key makes asking again safe.
@@ -190,18 +192,18 @@ TEST_CASE("chaos: SIGKILL loop under producers and a faulty upstream keeps every
     ++accepted[send.at("idempotency_key").get<std::string>()];
   }
   std::set<std::string> ids;
+  std::set<std::string> with_unknown;  // messages whose ledger has an unknown attempt
   int duplicates_with_unknown = 0;
   for (const Acked& a : acked) {
     ids.insert(a.id);
     INFO("message " << a.id);
     CHECK(accepted[a.id] >= 1);
+    const HttpResult ledger = last->Get("/v1/messages/" + a.id + "/attempts");
+    for (const auto& attempt : ledger.json.at("data")) {
+      if (attempt.at("outcome") == "unknown") with_unknown.insert(a.id);
+    }
     if (accepted[a.id] > 1) {
-      bool unknown = false;
-      const HttpResult ledger = last->Get("/v1/messages/" + a.id + "/attempts");
-      for (const auto& attempt : ledger.json.at("data")) {
-        if (attempt.at("outcome") == "unknown") unknown = true;
-      }
-      CHECK(unknown);
+      CHECK(with_unknown.count(a.id) == 1);
       ++duplicates_with_unknown;
     }
   }
@@ -209,6 +211,21 @@ TEST_CASE("chaos: SIGKILL loop under producers and a faulty upstream keeps every
     INFO("upstream accepted " << key);
     CHECK(ids.count(key) == 1);  // nothing sent that no producer was told about
   }
+  // Every conversation arrived in the order its producer enqueued it (a producer waits for each
+  // answer before the next), except where a message's unknown attempt was resent.
+  std::map<std::string, int64_t> place;
+  for (const Acked& a : acked) {
+    place[a.id] = std::stoll(a.key.substr(a.key.rfind('-') + 1));
+  }
+  std::vector<chaos::AcceptedSend> in_order;
+  for (const auto& send : sends.at("sends")) {
+    in_order.push_back({send.at("body").at("to_number").get<std::string>(),
+                        send.at("idempotency_key").get<std::string>()});
+  }
+  const chaos::OrderCheck order = chaos::CheckConversationOrder(in_order, place, with_unknown);
+  INFO("order violations: " << nlohmann::json(order.examples).dump());
+  CHECK(order.checked_sends == static_cast<int64_t>(ids.size()));
+  CHECK(order.violations == order.violations_with_unknown_attempt);
   MESSAGE("acknowledged " << acked.size() << ", duplicates with an unknown attempt "
                           << duplicates_with_unknown);
 

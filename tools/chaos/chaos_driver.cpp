@@ -2,11 +2,11 @@
 // (facts, not verdicts: the script compares them with its expectations) and progress on stderr.
 //
 //   produce   P producers POST the example request at a paced rate, each message with its own
-//             Idempotency-Key and to_number, until SIGTERM/SIGINT or --max-seconds. A request
-//             that gets no answer (sendq was killed) is retried with the same key and body
-//             until it is answered, because only then does the producer know whether it was
-//             stored; a replay must return the same id. Writes "key id" per acknowledged
-//             message to --out.
+//             Idempotency-Key, in four conversations per producer, until SIGTERM/SIGINT or
+//             --max-seconds. A request that gets no answer (sendq was killed) is retried with the
+//             same key and body until it is answered, because only then does the producer know
+//             whether it was stored; a replay must return the same id. Writes "key id" per
+//             acknowledged message to --out.
 //   drain     Long-polls every id in --acked until it is final (bounded by --max-seconds),
 //             then, with --replay, POSTs every key again and checks the replay's id.
 //   check     After sendq has stopped: reads the database read-only and the fake AgentPhone's
@@ -47,6 +47,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "order_check.h"
 
 namespace {
 
@@ -145,11 +147,16 @@ httplib::Headers AuthHeaders(const std::string& token, const std::string& key = 
   return headers;
 }
 
-// The README's example request, with a to_number and body unique to (producer, sequence), so
-// that every message can be told apart at the upstream too.
+// Each producer's messages go to this many recipients in turn: conversations of their own,
+// whose order the checker compares with what the upstream saw.
+constexpr int kConversationsPerProducer = 4;
+
+// The README's example request, with a body unique to (producer, sequence), so that every
+// message can be told apart at the upstream too, and the to_number of its conversation.
 std::string MessageBody(int producer, int seq, const std::string& key) {
   // +1 555 then 8 digits: valid E.164 (11 digits).
-  const std::string to = "+1555" + std::to_string(10'000'000 + producer * 100'000 + seq);
+  const std::string to =
+      "+1555" + std::to_string(10'000'000 + producer * 100'000 + seq % kConversationsPerProducer);
   return Json(
              {{"agent_id", "agent_12345abcde"},
               {"to_number", to},
@@ -622,6 +629,26 @@ int RunCheck(const CheckOptions& o) {
     out["dropped_keys_without_unknown_attempt"] = drops_without_unknown;
     out["duplicate_examples"] = dup_examples;
     out["unexplained_examples"] = unexplained_examples;
+
+    // Conversation order: a producer waits for each answer before its next message, so its
+    // sequence numbers are the enqueue order of each of its conversations.
+    std::map<std::string, int64_t> place;
+    for (const Acked& a : acked) {
+      int producer = 0, seq = 0;
+      if (ParseKey(a.key, &producer, &seq)) place[a.id] = seq;
+    }
+    std::vector<sendq::chaos::AcceptedSend> in_order;
+    for (const auto& send : sent.at("sends")) {
+      if (!send.at("idempotency_key").is_string()) continue;
+      in_order.push_back({send.at("body").value("to_number", ""), send.at("idempotency_key")});
+    }
+    const sendq::chaos::OrderCheck order =
+        sendq::chaos::CheckConversationOrder(in_order, place, with_unknown);
+    out["order_conversations"] = order.conversations;
+    out["order_checked_sends"] = order.checked_sends;
+    out["order_violations"] = order.violations;
+    out["order_violations_with_unknown_attempt"] = order.violations_with_unknown_attempt;
+    out["order_examples"] = order.examples;
   }
   std::printf("%s\n", out.dump().c_str());
   return 0;

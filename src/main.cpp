@@ -24,7 +24,7 @@
 #include "delivery/dispatcher.h"
 #include "delivery/metrics.h"
 #include "queue/upstream_circuit.h"
-#include "store/store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "util/clock.h"
 #include "util/duration.h"
 #include "util/ids.h"
@@ -121,13 +121,15 @@ int Serve(const Config& config) {
   store_options.synchronous_full = config.synchronous_full;
   // Every request thread, the dispatcher and a few more can read at once, and no more.
   store_options.max_readers = config.http_threads + 8;
-  Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(
-      config.db_path, store_options, clock,
-      [&](const std::vector<std::string>& changed) { long_polls.Notify(changed); });
+  Result<std::unique_ptr<store::Store>> store =
+      store::OpenSqliteStore(config.db_path, store_options, clock);
   if (!store.ok()) {
     log::Error("startup_failed", {{"error", store.status().ToString()}, {"db", config.db_path}});
     return 1;
   }
+  // A commit wakes the long polls of the messages it changed.
+  std::unique_ptr<store::Subscription> long_poll_changes = (*store)->Subscribe(
+      [&](const store::Changes& changes) { long_polls.Notify(changes.message_ids); });
 
   UpstreamCircuit::Options circuit_options;
   circuit_options.probe_base = config.backoff_base;

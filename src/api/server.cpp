@@ -406,10 +406,7 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
         const bool handed_off = reserved && result.ok() && result->claimed.has_value();
         if (reserved)
           deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
-        if (result.ok() && !result->replayed) {
-          deps_.metrics->CountEnqueued();
-          if (!handed_off) deps_.dispatcher->WakeUp();
-        }
+        if (result.ok() && !result->replayed) deps_.metrics->CountEnqueued();
         auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
         respond.Build([producer, validated, stored] {
           return EnqueueAnswer(*stored, producer, validated->request);
@@ -523,7 +520,6 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
   }
   if (accepted > 0) {
     deps_.metrics->CountEnqueued(accepted);
-    deps_.dispatcher->WakeUp();
     // One line for the batch, with every new id in item order: as traceable as a line per
     // message, at a fraction of the cost.
     log::Info(
@@ -646,11 +642,7 @@ Response ApiServer::HandleCancel(const Request& req) {
   const std::string& producer = req.principal;
   const std::string& id = req.path_params.at(0);
   Result<Message> m = deps_.store->Cancel(producer, id, deps_.clock->NowMs());
-  if (m.ok()) {
-    log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
-    // The next message of its conversation may be due now.
-    if (m->ordering_key) deps_.dispatcher->WakeUp();
-  }
+  if (m.ok()) log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
   return TransitionAnswer(producer, id, m, "only a queued message can be canceled");
 }
 
@@ -660,10 +652,7 @@ Response ApiServer::HandleRetry(const Request& req) {
   const std::string& id = req.path_params.at(0);
   const TimeMs now = deps_.clock->NowMs();
   Result<Message> m = deps_.store->Retry(producer, id, now, now + options_.max_age);
-  if (m.ok()) {
-    deps_.dispatcher->WakeUp();
-    log::Info("message_retried", {{"message_id", id}, {"producer", producer}});
-  }
+  if (m.ok()) log::Info("message_retried", {{"message_id", id}, {"producer", producer}});
   return TransitionAnswer(producer, id, m, "only a failed message can be retried");
 }
 

@@ -11,22 +11,15 @@
 namespace sendq::delivery {
 namespace {
 
-// With nothing due, the dispatcher still wakes this often. Purely defensive: every event that
-// can make work due wakes it directly.
+// With nothing due, the dispatcher still wakes this often. Purely defensive: with a store that
+// tells of its changes, every event that can make work due wakes it directly (a store that
+// cannot tell is polled every DispatcherOptions::poll_interval instead).
 constexpr DurationMs kMaxIdleWait = 3'600'000;
 // How often claims made along with results (one per message sent) look for expired messages
 // and leases; the dispatcher's own claims always do.
 constexpr DurationMs kHousekeepingInterval = 100;
 // After a store error, wait this long before claiming again.
 constexpr DurationMs kStoreErrorBackoff = 1000;
-
-std::string Truncate(const std::string& s, size_t max) {
-  if (s.size() <= max) return s;
-  size_t cut = max;
-  // Do not split a UTF-8 sequence.
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  return s.substr(0, cut);
-}
 
 }  // namespace
 
@@ -46,7 +39,14 @@ Dispatcher::~Dispatcher() {
 }
 
 void Dispatcher::Start() {
+  // Work added by an enqueue, a manual retry, a cancel or the end of a conversation's earlier
+  // message: the store says so after its commit.
+  subscription_ = store_->Subscribe([this](const store::Changes& changes) {
+    if (changes.work_added) WakeUp();
+  });
   std::lock_guard<std::mutex> guard(mu_);
+  idle_wait_ = subscription_ ? kMaxIdleWait : options_.poll_interval;
+  if (!subscription_) log::Info("store_polled", {{"interval_ms", options_.poll_interval}});
   running_threads_ = options_.workers + 1;
   dispatcher_thread_ = std::thread([this] {
     NameThisThread("sendq-dispatch");
@@ -99,6 +99,7 @@ void Dispatcher::HandOff(std::optional<store::ClaimedMessage> claimed) {
 }
 
 int Dispatcher::Stop(TimeMs deadline) {
+  subscription_.reset();
   std::unique_lock<std::mutex> lock(mu_);
   stopping_ = true;
   dispatch_cv_.notify_all();
@@ -153,13 +154,15 @@ void Dispatcher::DispatchLoop() {
       // Sleep until the wake time, or until anything that could move it happens (a WakeUp, a
       // worker finishing or rescheduling, the circuit changing); then decide afresh.
       const TimeMs until =
-          free_workers <= 0 ? now + kMaxIdleWait : std::min(wake_at, now + kMaxIdleWait);
+          free_workers <= 0 ? now + idle_wait_ : std::min(wake_at, now + idle_wait_);
       const uint64_t seen_completions = completions_;
       const int seen_in_flight = in_flight_;
-      clock_->WaitUntil(dispatch_cv_, lock, until, [&] {
+      const bool woken = clock_->WaitUntil(dispatch_cv_, lock, until, [&] {
         return stopping_ || completions_ != seen_completions || in_flight_ != seen_in_flight ||
                EffectiveWakeAtLocked() != wake_at;
       });
+      // Polling a store that cannot tell of changes: look for work at every interval.
+      if (!woken && !subscription_) next_wake_at_ = std::min(next_wake_at_, clock_->NowMs());
       continue;
     }
     int limit = free_workers;
@@ -168,7 +171,7 @@ void Dispatcher::DispatchLoop() {
       if (!circuit_->TryAcquire(&is_probe)) {
         // The probe is in flight; wait for it (or any send) to finish.
         const uint64_t seen = completions_;
-        clock_->WaitUntil(dispatch_cv_, lock, now + kMaxIdleWait,
+        clock_->WaitUntil(dispatch_cv_, lock, now + idle_wait_,
                           [&] { return stopping_ || completions_ != seen; });
         continue;
       }
@@ -356,7 +359,7 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
   r.outcome = decision.outcome;
   if (response.transport == UpstreamResponse::Transport::kResponded) {
     r.http_status = response.http_status;
-    r.response_body = Truncate(response.body, kMaxStoredResponseBytes);
+    r.response_body = TruncateStoredResponse(response.body);
   }
   if (!decision.error.empty()) r.error = decision.error;
   r.charged = charged;
@@ -400,16 +403,8 @@ std::optional<TimeMs> Dispatcher::Finish(const Recording& done, const Result<boo
   if (recorded.ok() && *recorded && r.new_status == MessageStatus::kQueued) {
     return r.next_attempt_at;
   }
-  // A final message released the next of its conversation. If the claim that shared its
-  // commit moved that one to a later time (its window, or a pacing slot), the dispatcher must
-  // look again then: have it look now.
-  const Message& m = done.job.claim.message;
-  const bool successor_may_wait = options_.pacing.sender_rate || options_.pacing.upstream_rate ||
-                                  !options_.pacing.sender_limits.empty() || m.send_window;
-  if (recorded.ok() && *recorded && IsTerminal(r.new_status) && m.ordering_key &&
-      successor_may_wait) {
-    return r.finished_at;
-  }
+  // A final message that released the next of its conversation wakes the dispatcher through
+  // the store's notice of work added.
   return std::nullopt;
 }
 

@@ -1,10 +1,11 @@
 // Dispatcher: leases due messages and delivers them to AgentPhone with a pool of workers.
 //
 // One dispatcher thread claims work when a worker is free and work is due; it sleeps on a
-// condition variable until the soonest of: an enqueue (WakeUp), a worker finishing, the next
-// retry or lease or validity deadline in the store, or the next probe of a paused upstream.
-// It never polls. Workers each own an upstream client, write nothing before the claim has put
-// the attempt row on disk, and record the result fenced by the claim's version.
+// condition variable until the soonest of: the store telling of work added (an enqueue, a
+// retry, a conversation's next message released), a worker finishing, the next retry or lease
+// or validity deadline in the store, or the next probe of a paused upstream. It polls only a
+// store that cannot tell of its changes. Workers each own an upstream client, write nothing before
+// the claim has put the attempt row on disk, and record the result fenced by the claim's version.
 //
 // Thread-safety: WakeUp and Stop may be called from any thread. Start once, Stop once.
 #pragma once
@@ -39,6 +40,9 @@ struct DispatcherOptions {
   // Token buckets per sender and for the account (--sender-rate, --sender-limits,
   // --upstream-rate). A 429 pauses its sender whatever the rates.
   Pacer::Options pacing;
+  // How often to look for work when the store cannot tell of changes (Store::Subscribe gave
+  // nullptr). A store that can wakes the dispatcher itself.
+  DurationMs poll_interval = 1000;
 };
 
 class Dispatcher {
@@ -50,7 +54,7 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   void Start();
-  // New work may be due now (an enqueue or a manual retry committed).
+  // New work may be due now (the store's subscription calls this when work was added).
   void WakeUp();
   // For an enqueue that can go straight to a worker: when a worker is idle (and the upstream
   // is taking sends), reserves it and returns the options for claiming the new message in the
@@ -121,6 +125,10 @@ class Dispatcher {
   int running_threads_ = 0;              // GUARDED_BY(mu_)
 
   std::atomic<TimeMs> last_housekeeping_{0};  // when a claim last did the housekeeping
+
+  // Set by Start, reset by Stop: the store's notices of added work (nullptr: it is polled).
+  std::unique_ptr<store::Subscription> subscription_;
+  DurationMs idle_wait_ = 0;  // GUARDED_BY(mu_): the longest sleep with nothing due
 
   std::thread dispatcher_thread_;
   std::vector<std::thread> worker_threads_;

@@ -111,6 +111,10 @@ LostLeaseDecision DecideAfterLostLease(const DeliveryPolicy& policy, const Messa
   return d;
 }
 
+ValidityEndDecision DecideAfterValidityEnded(const Message&) {
+  return ValidityEndDecision{MessageStatus::kFailed, kExpiredWhileQueued};
+}
+
 std::optional<TimeMs> SenderPauseAfter(const DeliveryPolicy& policy,
                                        const UpstreamResponse& response, TimeMs now) {
   if (response.transport != UpstreamResponse::Transport::kResponded ||

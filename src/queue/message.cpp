@@ -82,4 +82,11 @@ std::optional<Priority> ParsePriority(std::string_view name) {
   return std::nullopt;
 }
 
+std::string TruncateStoredResponse(const std::string& body) {
+  if (body.size() <= kMaxStoredResponseBytes) return body;
+  size_t cut = kMaxStoredResponseBytes;
+  while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0) == 0x80) --cut;
+  return body.substr(0, cut);
+}
+
 }  // namespace sendq

@@ -100,6 +100,8 @@ struct Attempt {
 };
 
 inline constexpr size_t kMaxStoredResponseBytes = 4096;
+// `body` cut to kMaxStoredResponseBytes, without splitting a UTF-8 sequence.
+std::string TruncateStoredResponse(const std::string& body);
 
 inline constexpr int kDefaultListLimit = 50;
 inline constexpr int kMaxListLimit = 200;

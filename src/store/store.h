@@ -1,8 +1,6 @@
-// Store: durable messages and their attempt ledger.
-//
-// The interface is what api/ and delivery/ see; OpenSqliteStore() gives the SQLite
-// implementation (one writer thread with group commit, a pool of reader connections). A
-// PostgreSQL implementation could stand behind the same interface.
+// Store: durable messages and their attempt ledger. This header is the contract and its value
+// types, all that api/ and delivery/ see. store/sqlite/ implements it (OpenSqliteStore); a
+// second backend stands behind the same contract and passes the same store tests.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -108,6 +106,24 @@ struct QueueGroup {
   std::optional<TimeMs> oldest_due_at;  // the earliest next_attempt_at among due messages
 };
 
+// What one commit changed.
+struct Changes {
+  std::vector<std::string> message_ids;  // every message whose state or record changed
+  // A message became claimable: enqueued (and not claimed with it), released by the end of the
+  // message before it in its lane, retried, or handed back unused.
+  bool work_added = false;
+};
+
+// Told of every commit, after it is durable, on the store's own thread: it must be quick and
+// must not call back into the store.
+using ChangeListener = std::function<void(const Changes&)>;
+
+// Listening ends when this is destroyed.
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+};
+
 struct Stats {
   std::map<MessageStatus, int64_t> by_status;
   std::optional<TimeMs> oldest_queued_created_at;
@@ -179,24 +195,10 @@ class Store {
   virtual Result<Stats> GetStats(TimeMs now) = 0;
   // A write round trip, for readiness.
   virtual Status CheckWritable() = 0;
+
+  // Tells `listener` of every commit from now until the subscription is destroyed. nullptr
+  // when this backend cannot tell of changes: its users then look again at an interval.
+  virtual std::unique_ptr<Subscription> Subscribe(ChangeListener listener) = 0;
 };
-
-struct StoreOptions {
-  bool synchronous_full = true;
-  // Read connections open at once, at most; a read beyond them waits for one to be free.
-  int max_readers = 32;
-};
-
-// Opens or creates the database at `path`, applies pending migrations and takes an exclusive
-// lock on `path` + ".lock" (one sendq per database). Because no other process can hold
-// leases, leases left by an earlier process are voided: its `sending` messages are recovered
-// by the first Claim. `on_commit` runs after every commit (on the writer thread) with the ids
-// of the messages that commit changed.
-using OnCommit = std::function<void(const std::vector<std::string>& changed_ids)>;
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOptions options,
-                                               const Clock* clock, OnCommit on_commit);
-
-// The schema version a database file is at (0 for a new file), for tests and tools.
-Result<int> SchemaVersion(const std::string& path);
 
 }  // namespace sendq::store

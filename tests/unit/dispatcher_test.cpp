@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 
+#include "store/store_wrapper.h"
 #include "store_fixture.h"
 
 namespace sendq::delivery {
@@ -74,64 +75,23 @@ void WaitForCompletions(Dispatcher& dispatcher, uint64_t n) {
 
 // The real store, with one-shot hooks: one runs after NextWakeAt has read the database and
 // before it answers (a window in which the test can make other threads act), one after Claim.
-class StoreWithHooks : public store::Store {
+class StoreWithHooks : public store::StoreWrapper {
  public:
-  explicit StoreWithHooks(store::Store* inner) : inner_(inner) {}
+  explicit StoreWithHooks(store::Store* inner) : StoreWrapper(inner) {}
   // The dispatcher's thread runs the hooks; the test sets them while it runs.
   void SetAfterNextWakeRead(std::function<void()> hook) { Set(after_next_wake_read_, hook); }
   void SetAfterClaim(std::function<void()> hook) { Set(after_claim_, hook); }
 
   Result<std::optional<TimeMs>> NextWakeAt() override {
-    auto answer = inner_->NextWakeAt();
+    auto answer = StoreWrapper::NextWakeAt();
     if (auto hook = Take(after_next_wake_read_)) hook();
     return answer;
   }
-  Result<store::EnqueueResult> Enqueue(const store::NewMessage& m) override {
-    return inner_->Enqueue(m);
-  }
-  Result<store::EnqueueResult> EnqueueAndClaim(const store::NewMessage& m,
-                                               const store::ClaimOptions& o) override {
-    return inner_->EnqueueAndClaim(m, o);
-  }
-  void EnqueueAsync(store::NewMessage m, std::optional<store::ClaimOptions> o,
-                    std::function<void(Result<store::EnqueueResult>)> done) override {
-    inner_->EnqueueAsync(std::move(m), o, std::move(done));
-  }
-  Result<std::vector<Result<store::EnqueueResult>>> EnqueueBatch(
-      const std::vector<store::NewMessage>& batch) override {
-    return inner_->EnqueueBatch(batch);
-  }
-  Result<Message> Get(const std::string& p, const std::string& id) override {
-    return inner_->Get(p, id);
-  }
-  Result<std::vector<Attempt>> ListAttempts(const std::string& p, const std::string& id) override {
-    return inner_->ListAttempts(p, id);
-  }
-  Result<store::ListPage> List(const std::string& p, const ListFilter& f) override {
-    return inner_->List(p, f);
-  }
-  Result<Message> Cancel(const std::string& p, const std::string& id, TimeMs now) override {
-    return inner_->Cancel(p, id, now);
-  }
-  Result<Message> Retry(const std::string& p, const std::string& id, TimeMs now,
-                        TimeMs expires_at) override {
-    return inner_->Retry(p, id, now, expires_at);
-  }
   Result<std::vector<store::ClaimedMessage>> Claim(const store::ClaimOptions& o) override {
-    auto answer = inner_->Claim(o);
+    auto answer = StoreWrapper::Claim(o);
     if (auto hook = Take(after_claim_)) hook();
     return answer;
   }
-  Result<bool> Complete(const store::AttemptResult& r) override { return inner_->Complete(r); }
-  std::future<Result<store::CompleteAndClaimResult>> CompleteAndClaimAsync(
-      store::AttemptResult r, store::ClaimOptions o) override {
-    return inner_->CompleteAndClaimAsync(std::move(r), o);
-  }
-  Status Unclaim(const std::string& id, int64_t version, int attempt) override {
-    return inner_->Unclaim(id, version, attempt);
-  }
-  Result<store::Stats> GetStats(TimeMs now) override { return inner_->GetStats(now); }
-  Status CheckWritable() override { return inner_->CheckWritable(); }
 
  private:
   void Set(std::function<void()>& slot, std::function<void()> hook) {
@@ -144,7 +104,6 @@ class StoreWithHooks : public store::Store {
     return std::exchange(slot, nullptr);
   }
 
-  store::Store* inner_;
   std::mutex mu_;
   std::function<void()> after_next_wake_read_;  // GUARDED_BY(mu_)
   std::function<void()> after_claim_;           // GUARDED_BY(mu_)

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "store/store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "testutil.h"
 #include "util/clock.h"
 #include "util/ids.h"
@@ -17,7 +17,7 @@ class StoreFixture {
 
   void Reopen() {
     store_.reset();
-    auto opened = store::OpenSqliteStore(path(), store::StoreOptions{}, &clock_, nullptr);
+    auto opened = store::OpenSqliteStore(path(), store::StoreOptions{}, &clock_);
     if (!opened.ok()) throw std::runtime_error(opened.status().ToString());
     store_ = std::move(*opened);
   }

@@ -2,7 +2,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
-#include "store/migrations.h"
+#include "store/sqlite/migrations.h"
 #include "store_fixture.h"
 
 namespace sendq {
@@ -43,7 +43,7 @@ TEST_CASE("store: another producer's message is not found") {
 TEST_CASE("store: a second process cannot open the same database") {
   StoreFixture f;
   FakeClock clock;
-  auto second = store::OpenSqliteStore(f.path(), {}, &clock, nullptr);
+  auto second = store::OpenSqliteStore(f.path(), {}, &clock);
   CHECK(second.status().IsUnavailable());
 }
 
@@ -55,7 +55,7 @@ TEST_CASE("store: a database from a newer sendq is refused") {
   REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   FakeClock clock;
-  auto reopened = store::OpenSqliteStore(f.path(), {}, &clock, nullptr);
+  auto reopened = store::OpenSqliteStore(f.path(), {}, &clock);
   REQUIRE_FALSE(reopened.ok());
   CHECK(reopened.status().message().find("newer") != std::string::npos);
 }
@@ -269,7 +269,7 @@ TEST_CASE("store: a version-1 database is upgraded in place with its messages an
 
   FakeClock clock;
   clock.Set(5000);
-  auto opened = store::OpenSqliteStore(path, {}, &clock, nullptr);
+  auto opened = store::OpenSqliteStore(path, {}, &clock);
   REQUIRE(opened.ok());
   CHECK(*store::SchemaVersion(path) == store::EmbeddedMigrations().back().version);
   store::Store& s = **opened;

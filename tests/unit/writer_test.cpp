@@ -1,4 +1,4 @@
-#include "store/writer.h"
+#include "store/sqlite/writer.h"
 
 #include <doctest/doctest.h>
 
@@ -47,10 +47,10 @@ struct WriterFixture {
     auto db = Db::Open(dir.File("w.db"), true);
     REQUIRE(db.ok());
     REQUIRE((*db)->Exec("CREATE TABLE t (v INTEGER)").ok());
-    writer = std::make_unique<Writer>(std::move(*db), [this](const std::vector<std::string>& ids) {
+    writer = std::make_unique<Writer>(std::move(*db), [this](const Changes& changes) {
       std::lock_guard<std::mutex> guard(mu);
       ++commits;
-      changed.insert(changed.end(), ids.begin(), ids.end());
+      changed.insert(changed.end(), changes.message_ids.begin(), changes.message_ids.end());
     });
   }
 

@@ -1,4 +1,4 @@
-// Small RAII types over the SQLite C API. Only src/store/*.cpp include <sqlite3.h>.
+// Small RAII types over the SQLite C API. Only src/store/sqlite/*.cpp include <sqlite3.h>.
 //
 // Thread-safety: a Db and its statements are used by one thread at a time.
 #pragma once
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/store.h"
 #include "util/status.h"
 
 struct sqlite3;
@@ -79,15 +80,16 @@ class Db {
   int64_t Changes() const;
   bool InTransaction() const;
 
-  // The ids of the messages the current transaction changed, so that a commit wakes only
-  // those messages' long polls. The writer truncates the list when a task rolls back.
-  void NoteChanged(std::string id) { changed_.push_back(std::move(id)); }
-  std::vector<std::string>& changed() { return changed_; }
+  // What the current transaction changed, for the store's subscribers (a commit wakes only
+  // those messages' long polls). The writer undoes a task's notes when the task rolls back.
+  void NoteChanged(std::string id) { changes_.message_ids.push_back(std::move(id)); }
+  void NoteWorkAdded() { changes_.work_added = true; }
+  store::Changes& changes() { return changes_; }
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  std::vector<std::string> changed_;
+  store::Changes changes_;
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> cache_;
 };
 

@@ -1,2 +1,2 @@
 // EmbeddedMigrations() is generated at build time; see cmake/embed_migrations.cmake.
-#include "store/migrations.h"
+#include "store/sqlite/migrations.h"

@@ -1,4 +1,4 @@
-#include "store/sqlite.h"
+#include "store/sqlite/db.h"
 
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -175,14 +175,14 @@ Transaction::Transaction(Db* db, Mode mode) : db_(db) {
 }
 
 Transaction::~Transaction() {
-  if (!done_ && db_->InTransaction()) db_->Exec("ROLLBACK");
+  if (!done_ && db_->InTransaction()) db_->Exec("ROLLBACK").IgnoreError();
 }
 
 Status Transaction::Commit() {
   Status st = db_->Exec("COMMIT");
   // A failed COMMIT (disk full, I/O error) may leave the transaction open: roll it back so the
   // connection is usable again.
-  if (!st.ok() && db_->InTransaction()) db_->Exec("ROLLBACK");
+  if (!st.ok() && db_->InTransaction()) db_->Exec("ROLLBACK").IgnoreError();
   done_ = true;
   return st;
 }

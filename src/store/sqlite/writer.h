@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/sqlite.h"
+#include "store/sqlite/db.h"
 #include "util/status.h"
 
 namespace sendq::store {
@@ -32,8 +32,8 @@ class Writer {
   using Fn = std::function<Status(Db&)>;
   using Done = std::function<void(Status)>;
 
-  // Called on the writer thread after each commit with the ids of the messages it changed.
-  using OnCommit = std::function<void(const std::vector<std::string>& changed_ids)>;
+  // Called on the writer thread after each commit with what it changed.
+  using OnCommit = std::function<void(const Changes& changes)>;
 
   // Takes the write connection.
   Writer(std::unique_ptr<Db> db, OnCommit on_commit);

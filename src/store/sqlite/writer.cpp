@@ -1,4 +1,4 @@
-#include "store/writer.h"
+#include "store/sqlite/writer.h"
 
 #include "util/log.h"
 #include "util/process.h"
@@ -74,8 +74,8 @@ void Writer::Loop() {
 
 void Writer::CommitBatch(std::deque<Task>& batch) {
   std::vector<Status> results(batch.size());
-  std::vector<std::string>& changed = db_->changed();
-  changed.clear();
+  Changes& changes = db_->changes();
+  changes = Changes{};
   Status commit_status;
   {
     Transaction txn(db_.get(), Transaction::Mode::kImmediate);
@@ -86,15 +86,19 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
         // costs more than the savepoints themselves.
         Status st = db_->RunCached("SAVEPOINT task");
         if (st.ok()) {
-          const size_t changed_before = changed.size();
+          const size_t changed_before = changes.message_ids.size();
+          const bool work_added_before = changes.work_added;
           st = batch[i].fn(*db_);
           db_->ResetAll();
           // A task that failed leaves nothing behind; the others in the batch keep their work.
           if (!st.ok()) {
-            db_->RunCached("ROLLBACK TO task");
-            changed.resize(changed_before);
+            if (Status undo = db_->RunCached("ROLLBACK TO task"); !undo.ok()) st = undo;
+            changes.message_ids.resize(changed_before);
+            changes.work_added = work_added_before;
           }
-          db_->RunCached("RELEASE task");
+          if (Status release = db_->RunCached("RELEASE task"); !release.ok() && st.ok()) {
+            st = release;
+          }
         }
         results[i] = st;
       }
@@ -108,8 +112,8 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i].done(commit_status.ok() ? results[i] : commit_status);
   }
-  if (commit_status.ok() && on_commit_) on_commit_(changed);
-  changed.clear();
+  if (commit_status.ok() && on_commit_) on_commit_(changes);
+  changes = Changes{};
 }
 
 }  // namespace sendq::store

@@ -1,0 +1,128 @@
+#include <nlohmann/json.hpp>
+
+#include "store/sqlite/operations.h"
+#include "store/sqlite/sql.h"
+#include "util/ids.h"
+
+namespace sendq::store {
+namespace {
+
+// Requests are stored as the producer wrote them, so the same request may differ in white
+// space or key order: it is the same when its JSON is. Parsing runs on the writer, inside the
+// group transaction, so only small requests (all real ones) are compared that way; larger
+// ones must match byte for byte.
+constexpr size_t kMaxParsedComparison = 64 << 10;
+
+bool SameRequest(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  if (a.size() > kMaxParsedComparison || b.size() > kMaxParsedComparison) return false;
+  const nlohmann::json pa = nlohmann::json::parse(a, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json pb = nlohmann::json::parse(b, nullptr, /*allow_exceptions=*/false);
+  return !pa.is_discarded() && pa == pb;
+}
+
+// The earlier message with this producer's idempotency key, and the controls it was given.
+Result<std::optional<std::pair<Message, std::string>>> FindByKey(Db& db,
+                                                                 const std::string& producer,
+                                                                 const std::string& key) {
+  Result<Stmt*> find = db.Prepare("SELECT " SENDQ_MESSAGE_COLUMNS ", controls" SENDQ_MESSAGES_FROM
+                                  " WHERE producer = ?1 AND idempotency_key = ?2");
+  if (!find.ok()) return find.status();
+  (*find)->Bind(1, producer).Bind(2, key);
+  Result<bool> found = (*find)->Step();
+  if (!found.ok()) return found.status();
+  if (!*found) return std::optional<std::pair<Message, std::string>>();
+  Message earlier = ReadMessage(**find);
+  std::string controls = (*find)->OptText(29).value_or("{}");
+  (*find)->Reset();
+  return std::optional<std::pair<Message, std::string>>(
+      std::make_pair(std::move(earlier), std::move(controls)));
+}
+
+}  // namespace
+
+Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
+  if (nm.idempotency_key) {
+    auto earlier = FindByKey(db, nm.producer, *nm.idempotency_key);
+    if (!earlier.ok()) return earlier.status();
+    if (*earlier) {
+      auto& [message, controls] = **earlier;
+      if (!SameRequest(message.request_json, nm.request_json) || controls != nm.controls) {
+        return Status::Conflict(
+            "this Idempotency-Key was already used with a different request body or queue "
+            "controls; use a new key for a new message");
+      }
+      return EnqueueResult{std::move(message), true, std::nullopt};
+    }
+  }
+  const TimeMs created_at = MessageIdTime(nm.id);
+  const TimeMs due = std::max(created_at, nm.first_due);
+  LanePlace lane;
+  if (nm.ordering_key) {
+    Result<LanePlace> tail = LaneTail(db, nm.producer, *nm.ordering_key);
+    if (!tail.ok()) return tail.status();
+    lane = *tail;
+  }
+  static const std::string insert_sql =
+      Sql("INSERT INTO messages (id, producer, idempotency_key, agent_id, to_number, status, "
+          "created_at, updated_at, next_attempt_at, expires_at, ordering_key, lane_seq, held, "
+          "priority, sender, send_at, send_window, window_zones) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, {queued}, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+          "?16)");
+  Result<Stmt*> insert = db.Prepare(insert_sql.c_str());
+  if (!insert.ok()) return insert.status();
+  (*insert)
+      ->Bind(1, nm.id)
+      .Bind(2, nm.producer)
+      .Bind(3, nm.idempotency_key)
+      .Bind(4, nm.agent_id)
+      .Bind(5, nm.to_number)
+      .Bind(6, created_at)
+      .Bind(7, due)
+      .Bind(8, nm.expires_at)
+      .Bind(9, nm.ordering_key)
+      .Bind(10, lane.seq)
+      .Bind(11, int64_t{lane.held ? 1 : 0})
+      .Bind(12, static_cast<int64_t>(nm.priority))
+      .Bind(13, nm.sender)
+      .Bind(14, nm.send_at)
+      .Bind(15, nm.send_window)
+      .Bind(16, nm.window_zones);
+  Status st = (*insert)->Run();
+  if (st.ok()) {
+    Result<Stmt*> request =
+        db.Prepare("INSERT INTO requests (id, request, controls) VALUES (?1, ?2, ?3)");
+    if (!request.ok()) return request.status();
+    (*request)->Bind(1, nm.id).Bind(2, nm.request_json).Bind(3, nm.controls);
+    st = (*request)->Run();
+  }
+  // Conflict is reserved for a reused idempotency key; a constraint failure here is a bug.
+  if (st.IsConflict()) return Status::Internal("insert refused: " + st.message());
+  if (!st.ok()) return st;
+  Message m;
+  m.id = nm.id;
+  m.producer = nm.producer;
+  m.idempotency_key = nm.idempotency_key;
+  m.request_json = nm.request_json;
+  m.status = MessageStatus::kQueued;
+  m.version = 1;
+  m.created_at = m.updated_at = created_at;
+  m.next_attempt_at = due;
+  m.expires_at = nm.expires_at;
+  m.ordering_key = nm.ordering_key;
+  m.priority = nm.priority;
+  m.send_at = nm.send_at;
+  m.send_window = nm.send_window;
+  m.window_zones = nm.window_zones;
+  m.sender = nm.sender;
+  m.held = lane.held;
+  return EnqueueResult{std::move(m), false, std::nullopt};
+}
+
+Result<EnqueueResult> Enqueue(Db& db, const NewMessage& message) {
+  Result<EnqueueResult> stored = InsertOrReplay(db, message);
+  if (stored.ok() && !stored->replayed && !stored->message.held) db.NoteWorkAdded();
+  return stored;
+}
+
+}  // namespace sendq::store

@@ -1,0 +1,37 @@
+#include "store/sqlite/operations.h"
+#include "store/sqlite/sql.h"
+
+namespace sendq::store {
+
+// A lane's messages that are not final are in messages_lanes (WHERE status < {sent}), in commit
+// order: its head is the first. Both statements below are O(log n) in the lane's length.
+
+Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::string& key) {
+  static const std::string sql =
+      Sql("SELECT max(lane_seq) FROM messages INDEXED BY messages_lanes "
+          "WHERE producer = ?1 AND ordering_key = ?2 AND status < {sent}");
+  Result<Stmt*> stmt = db.Prepare(sql.c_str());
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)->Bind(1, producer).Bind(2, key);
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  std::optional<int64_t> last = (*stmt)->OptInt(0);
+  (*stmt)->Reset();
+  return LanePlace{last.value_or(0) + 1, last.has_value()};
+}
+
+Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key) {
+  if (!key) return Status::Ok();
+  static const std::string sql =
+      Sql("UPDATE messages SET held = 0 WHERE id = (SELECT id FROM messages INDEXED BY "
+          "messages_lanes WHERE producer = ?1 AND ordering_key = ?2 AND status < {sent} "
+          "ORDER BY lane_seq LIMIT 1) AND held = 1");
+  Result<Stmt*> stmt = db.Prepare(sql.c_str());
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)->Bind(1, producer).Bind(2, *key);
+  if (Status st = (*stmt)->Run(); !st.ok()) return st;
+  if (db.Changes() > 0) db.NoteWorkAdded();
+  return Status::Ok();
+}
+
+}  // namespace sendq::store

@@ -1,0 +1,115 @@
+// The SQLite store's operations, one function per transaction body, grouped by concern (one
+// .cpp each). SqliteStore (sqlite_store.cpp) runs the writes on its Writer and the reads on a
+// pooled reader connection; these functions only fetch and apply: what becomes of a message
+// is decided by queue/ (delivery_policy.h, controls.h).
+//
+// Tables (schema/*.sql): `messages` holds each message's small, hot state (status, times,
+// lane, priority, lease) with the partial indexes the claim reads; `requests` and `answers`
+// hold the large, cold text, each written once.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "queue/controls.h"
+#include "store/sqlite/db.h"
+#include "store/store.h"
+
+namespace sendq::store {
+
+// --- rows.cpp: reading messages ------------------------------------------------------------
+
+// The columns ReadMessage() expects, with the request and the answer given as expressions: a
+// SELECT over MessagesFrom() names them, an UPDATE's RETURNING (which cannot join) gives NULL.
+#define SENDQ_MESSAGE_COLUMNS_WITH(REQUEST, ANSWER)                                    \
+  "id, producer, idempotency_key, " REQUEST                                            \
+  ", status, attempts, version, created_at, updated_at, next_attempt_at, expires_at, " \
+  "lease_until, sent_at, last_error, provider_message_id, channel, from_number, "      \
+  "sent_to_number, conversation_id, reply_parent_unresolved, " ANSWER                  \
+  ", attempt_count, "                                                                  \
+  "ordering_key, priority, send_at, send_window, window_zones, sender, held"
+#define SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGE_COLUMNS_WITH("request", "upstream_response")
+#define SENDQ_STATE_COLUMNS SENDQ_MESSAGE_COLUMNS_WITH("NULL", "NULL")
+// A message with its request and answer.
+#define SENDQ_MESSAGES_FROM " FROM messages JOIN requests USING (id) LEFT JOIN answers USING (id)"
+
+Message ReadMessage(const Stmt& s);
+int AttemptCount(const Stmt& s);  // the attempt_count column of a ReadMessage() row
+Result<std::vector<Message>> CollectMessages(Stmt* stmt);
+Result<std::optional<Message>> FindMessage(Db& db, const std::string& producer,
+                                           const std::string& id);
+// Fills in the request of messages read without it (SENDQ_STATE_COLUMNS).
+Status AddRequests(Db& db, std::vector<ClaimedMessage>* claimed);
+Status NotFound(const std::string& id);
+
+// --- lanes.cpp: conversation order ---------------------------------------------------------
+
+// Where a message joins its lane: after every message there that is not final. `held` when
+// there is one (it is not the lane's head).
+struct LanePlace {
+  int64_t seq = 0;
+  bool held = false;
+};
+Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::string& key);
+// A message of this lane became final: its first message that is not final may go now.
+Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key);
+
+// --- enqueue.cpp ---------------------------------------------------------------------------
+
+// Inserts a new message, or finds the earlier one with the same idempotency key: the same
+// request with the same controls is a replay, anything else is Conflict. The caller notes the
+// work it adds (Db::NoteWorkAdded), unless it claims the message at once.
+Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& message);
+// InsertOrReplay, noting a new message that is not held as work added.
+Result<EnqueueResult> Enqueue(Db& db, const NewMessage& message);
+
+// --- claim.cpp -----------------------------------------------------------------------------
+
+// Claims due messages. Keeps the bulk share across claims, so one instance serves one store.
+class Claimer {
+ public:
+  Result<std::vector<ClaimedMessage>> Claim(Db& db, const ClaimOptions& options);
+  // InsertOrReplay, and if the new message may go now, its claim.
+  Result<EnqueueResult> InsertAndClaim(Db& db, const NewMessage& message,
+                                       const ClaimOptions& options);
+
+ private:
+  struct Candidate;
+  Result<std::vector<Candidate>> DueCandidates(Db& db, Priority priority, TimeMs now, int limit);
+  Result<std::vector<ClaimedMessage>> AdmitAndLease(Db& db,
+                                                    const std::vector<Candidate>& candidates,
+                                                    const ClaimOptions& options);
+
+  PriorityShare share_;
+};
+
+// Fails queued messages whose validity ran out, and recovers `sending` messages whose lease
+// did (their open attempt becomes `unknown`).
+Status ExpireQueued(Db& db, TimeMs now);
+Status RecoverExpiredLeases(Db& db, const ClaimOptions& options);
+
+// --- complete.cpp --------------------------------------------------------------------------
+
+// Complete(): false when the lease was taken over (the version moved on).
+Result<bool> RecordResult(Db& db, const AttemptResult& result);
+Status Unclaim(Db& db, const std::string& id, int64_t version, int attempt_number);
+
+// --- transitions.cpp: producers' changes ---------------------------------------------------
+
+Result<Message> CancelQueued(Db& db, const std::string& producer, const std::string& id,
+                             TimeMs now);
+Result<Message> RetryFailed(Db& db, const std::string& producer, const std::string& id, TimeMs now,
+                            TimeMs expires_at);
+// Every `sending` message's lease ends now: at open, when no other process can hold one.
+Status VoidLeases(Db& db, TimeMs now);
+
+// --- queries.cpp: reads --------------------------------------------------------------------
+
+Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
+                                          const std::string& id);
+Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFilter& filter);
+Result<std::optional<TimeMs>> NextWakeAt(Db& db);
+Result<Stats> ReadStats(Db& db, TimeMs now);
+
+}  // namespace sendq::store

@@ -1,0 +1,288 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <list>
+
+#include "store/sqlite/migrations.h"
+#include "store/sqlite/operations.h"
+#include "store/sqlite/reader_pool.h"
+#include "store/sqlite/writer.h"
+#include "util/log.h"
+#include "util/thread_annotations.h"
+
+namespace sendq::store {
+namespace {
+
+// Holds an exclusive advisory lock on a file for the life of the store.
+class LockFile {
+ public:
+  static Result<std::unique_ptr<LockFile>> Acquire(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::IOError(fmt::format("open {}: {}", path, strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return Status::Unavailable(
+          fmt::format("another sendq process is using this database (lock {} is held)", path));
+    }
+    return std::unique_ptr<LockFile>(new LockFile(fd));
+  }
+  ~LockFile() { ::close(fd_); }
+
+ private:
+  explicit LockFile(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+Status ApplyMigrations(Db& db) {
+  Result<Stmt*> version_stmt = db.Prepare("PRAGMA user_version");
+  if (!version_stmt.ok()) return version_stmt.status();
+  Result<bool> row = (*version_stmt)->Step();
+  if (!row.ok()) return row.status();
+  int current = static_cast<int>((*version_stmt)->Int(0));
+  (*version_stmt)->Reset();
+  const auto& migrations = EmbeddedMigrations();
+  int latest = migrations.empty() ? 0 : migrations.back().version;
+  if (current > latest) {
+    return Status::InvalidArgument(
+        fmt::format("the database is at schema version {}, newer than this sendq knows ({}); "
+                    "upgrade sendq",
+                    current, latest));
+  }
+  for (const Migration& m : migrations) {
+    if (m.version <= current) continue;
+    // Each migration is one transaction: a crash part way leaves the version before it, and
+    // the next start applies it again.
+    Transaction txn(&db, Transaction::Mode::kImmediate);
+    if (!txn.begin_status().ok()) return txn.begin_status();
+    Status st = db.Exec(m.sql);
+    if (st.ok()) st = db.Exec(fmt::format("PRAGMA user_version = {}", m.version).c_str());
+    if (st.ok()) st = txn.Commit();
+    if (!st.ok()) {
+      return Status::Internal(fmt::format("migration {} failed: {}", m.name, st.ToString()));
+    }
+    log::Info("schema_migrated", {{"version", m.version}, {"migration", m.name}});
+  }
+  return Status::Ok();
+}
+
+// The listeners of a store, told of each commit on the writer thread.
+class Subscribers {
+ public:
+  class Handle final : public Subscription {
+   public:
+    Handle(Subscribers* owner, std::list<ChangeListener>::iterator it) : owner_(owner), it_(it) {}
+    ~Handle() override { owner_->Remove(it_); }
+
+   private:
+    Subscribers* owner_;
+    std::list<ChangeListener>::iterator it_;
+  };
+
+  std::unique_ptr<Subscription> Add(ChangeListener listener) {
+    MutexLock lock(&mu_);
+    listeners_.push_back(std::move(listener));
+    return std::make_unique<Handle>(this, std::prev(listeners_.end()));
+  }
+
+  void Tell(const Changes& changes) {
+    if (changes.message_ids.empty() && !changes.work_added) return;
+    MutexLock lock(&mu_);
+    for (const ChangeListener& listener : listeners_) listener(changes);
+  }
+
+ private:
+  void Remove(std::list<ChangeListener>::iterator it) {
+    MutexLock lock(&mu_);
+    listeners_.erase(it);
+  }
+
+  Mutex mu_;
+  std::list<ChangeListener> listeners_ GUARDED_BY(mu_);
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::unique_ptr<LockFile> lock, std::unique_ptr<Db> write_db, std::string path,
+              StoreOptions options, const Clock* clock)
+      : clock_(clock),
+        lock_(std::move(lock)),
+        readers_(path, options.synchronous_full, options.max_readers),
+        writer_(std::move(write_db),
+                [this](const Changes& changes) { subscribers_.Tell(changes); }) {}
+
+  Result<EnqueueResult> Enqueue(const NewMessage& nm) override {
+    return writer_.Call<EnqueueResult>([&](Db& db) { return store::Enqueue(db, nm); });
+  }
+
+  Result<EnqueueResult> EnqueueAndClaim(const NewMessage& nm, const ClaimOptions& o) override {
+    return writer_.Call<EnqueueResult>([&](Db& db) { return claimer_.InsertAndClaim(db, nm, o); });
+  }
+
+  void EnqueueAsync(NewMessage nm, std::optional<ClaimOptions> claim,
+                    std::function<void(Result<EnqueueResult>)> done) override {
+    auto out = std::make_shared<std::optional<Result<EnqueueResult>>>();
+    writer_.Submit(
+        [this, nm = std::move(nm), claim, out](Db& db) {
+          out->emplace(claim ? claimer_.InsertAndClaim(db, nm, *claim) : store::Enqueue(db, nm));
+          return (*out)->ok() ? Status::Ok() : (*out)->status();
+        },
+        [out, done = std::move(done)](Status st) {
+          if (st.ok()) {
+            done(std::move(**out));
+          } else {
+            done(std::move(st));
+          }
+        });
+  }
+
+  Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
+      const std::vector<NewMessage>& batch) override {
+    return writer_.Call<std::vector<Result<EnqueueResult>>>(
+        [&](Db& db) -> Result<std::vector<Result<EnqueueResult>>> {
+          std::vector<Result<EnqueueResult>> out;
+          out.reserve(batch.size());
+          for (const NewMessage& nm : batch) {
+            Result<EnqueueResult> one = store::Enqueue(db, nm);
+            // A reused key is that item's answer; anything else (a full disk) fails them all.
+            if (!one.ok() && !one.status().IsConflict()) return one.status();
+            out.push_back(std::move(one));
+          }
+          return out;
+        });
+  }
+
+  Result<Message> Get(const std::string& producer, const std::string& id) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    Result<std::optional<Message>> m = FindMessage(**db, producer, id);
+    if (!m.ok()) return m.status();
+    if (!*m) return NotFound(id);
+    return std::move(**m);
+  }
+
+  Result<std::vector<Attempt>> ListAttempts(const std::string& producer,
+                                            const std::string& id) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::ListAttempts(**db, producer, id);
+  }
+
+  Result<ListPage> List(const std::string& producer, const ListFilter& filter) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return ListMessages(**db, producer, filter);
+  }
+
+  Result<Message> Cancel(const std::string& producer, const std::string& id, TimeMs now) override {
+    return writer_.Call<Message>([&](Db& db) { return CancelQueued(db, producer, id, now); });
+  }
+
+  Result<Message> Retry(const std::string& producer, const std::string& id, TimeMs now,
+                        TimeMs expires_at) override {
+    return writer_.Call<Message>(
+        [&](Db& db) { return RetryFailed(db, producer, id, now, expires_at); });
+  }
+
+  Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& o) override {
+    return writer_.Call<std::vector<ClaimedMessage>>([&](Db& db) { return claimer_.Claim(db, o); });
+  }
+
+  Result<bool> Complete(const AttemptResult& r) override {
+    return writer_.Call<bool>([&](Db& db) { return RecordResult(db, r); });
+  }
+
+  std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
+                                                                    ClaimOptions next) override {
+    return writer_.CallAsync<CompleteAndClaimResult>(
+        [this, result = std::move(result), next](Db& db) -> Result<CompleteAndClaimResult> {
+          Result<bool> recorded = RecordResult(db, result);
+          if (!recorded.ok()) return recorded.status();
+          CompleteAndClaimResult out{*recorded, {}};
+          if (next.limit > 0) {
+            Result<std::vector<ClaimedMessage>> claimed = claimer_.Claim(db, next);
+            if (!claimed.ok()) return claimed.status();
+            out.claimed = std::move(*claimed);
+          }
+          return out;
+        });
+  }
+
+  Status Unclaim(const std::string& id, int64_t version, int attempt_number) override {
+    return writer_.Run([&](Db& db) { return store::Unclaim(db, id, version, attempt_number); });
+  }
+
+  Result<std::optional<TimeMs>> NextWakeAt() override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::NextWakeAt(**db);
+  }
+
+  Result<Stats> GetStats(TimeMs now) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return ReadStats(**db, now);
+  }
+
+  Status CheckWritable() override {
+    return writer_.Run([](Db& db) { return db.Exec("PRAGMA user_version"); });
+  }
+
+  std::unique_ptr<Subscription> Subscribe(ChangeListener listener) override {
+    return subscribers_.Add(std::move(listener));
+  }
+
+  Status VoidLeasesAtOpen() {
+    const TimeMs now = clock_->NowMs();
+    return writer_.Run([now](Db& db) { return VoidLeases(db, now); });
+  }
+
+ private:
+  const Clock* const clock_;
+  Claimer claimer_;  // used on the writer thread only
+  Subscribers subscribers_;
+  std::unique_ptr<LockFile> lock_;
+  ReaderPool readers_;
+  Writer writer_;  // last: stopped (and its tasks finished) before the rest goes
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOptions options,
+                                               const Clock* clock) {
+  Result<std::unique_ptr<LockFile>> lock = LockFile::Acquire(path + ".lock");
+  if (!lock.ok()) return lock.status();
+  // Bodies and phone numbers are for this user alone. SQLite gives the WAL and shared-memory
+  // files the database file's permissions, so creating it 0600 covers all three.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+  } else if (errno != EEXIST) {
+    return Status::IOError(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
+  }
+  Result<std::unique_ptr<Db>> db = Db::Open(path, options.synchronous_full);
+  if (!db.ok()) return db.status();
+  if (Status st = ApplyMigrations(**db); !st.ok()) return st;
+  auto store =
+      std::make_unique<SqliteStore>(std::move(*lock), std::move(*db), path, options, clock);
+  if (Status st = store->VoidLeasesAtOpen(); !st.ok()) return st;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<int> SchemaVersion(const std::string& path) {
+  Result<std::unique_ptr<Db>> db = Db::Open(path, true);
+  if (!db.ok()) return db.status();
+  Result<Stmt*> stmt = (*db)->Prepare("PRAGMA user_version");
+  if (!stmt.ok()) return stmt.status();
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  return static_cast<int>((*stmt)->Int(0));
+}
+
+}  // namespace sendq::store

@@ -1,0 +1,126 @@
+#include "store/store_wrapper.h"
+
+namespace sendq::store {
+
+Result<EnqueueResult> StoreWrapper::Enqueue(const NewMessage& message) {
+  return inner_->Enqueue(message);
+}
+Result<EnqueueResult> StoreWrapper::EnqueueAndClaim(const NewMessage& message,
+                                                    const ClaimOptions& claim) {
+  return inner_->EnqueueAndClaim(message, claim);
+}
+void StoreWrapper::EnqueueAsync(NewMessage message, std::optional<ClaimOptions> claim,
+                                std::function<void(Result<EnqueueResult>)> done) {
+  inner_->EnqueueAsync(std::move(message), std::move(claim), std::move(done));
+}
+Result<std::vector<Result<EnqueueResult>>> StoreWrapper::EnqueueBatch(
+    const std::vector<NewMessage>& batch) {
+  return inner_->EnqueueBatch(batch);
+}
+Result<Message> StoreWrapper::Get(const std::string& producer, const std::string& id) {
+  return inner_->Get(producer, id);
+}
+Result<std::vector<Attempt>> StoreWrapper::ListAttempts(const std::string& producer,
+                                                        const std::string& id) {
+  return inner_->ListAttempts(producer, id);
+}
+Result<ListPage> StoreWrapper::List(const std::string& producer, const ListFilter& filter) {
+  return inner_->List(producer, filter);
+}
+Result<Message> StoreWrapper::Cancel(const std::string& producer, const std::string& id,
+                                     TimeMs now) {
+  return inner_->Cancel(producer, id, now);
+}
+Result<Message> StoreWrapper::Retry(const std::string& producer, const std::string& id, TimeMs now,
+                                    TimeMs expires_at) {
+  return inner_->Retry(producer, id, now, expires_at);
+}
+Result<std::vector<ClaimedMessage>> StoreWrapper::Claim(const ClaimOptions& options) {
+  return inner_->Claim(options);
+}
+Result<bool> StoreWrapper::Complete(const AttemptResult& result) {
+  return inner_->Complete(result);
+}
+std::future<Result<CompleteAndClaimResult>> StoreWrapper::CompleteAndClaimAsync(
+    AttemptResult result, ClaimOptions next) {
+  return inner_->CompleteAndClaimAsync(std::move(result), next);
+}
+Status StoreWrapper::Unclaim(const std::string& id, int64_t version, int attempt_number) {
+  return inner_->Unclaim(id, version, attempt_number);
+}
+Result<std::optional<TimeMs>> StoreWrapper::NextWakeAt() { return inner_->NextWakeAt(); }
+Result<Stats> StoreWrapper::GetStats(TimeMs now) { return inner_->GetStats(now); }
+Status StoreWrapper::CheckWritable() { return inner_->CheckWritable(); }
+std::unique_ptr<Subscription> StoreWrapper::Subscribe(ChangeListener listener) {
+  return inner_->Subscribe(std::move(listener));
+}
+
+// --- FaultyStore ---------------------------------------------------------------------------
+
+Status FaultyStore::DiskFull() { return Status::NoSpace("database or disk is full"); }
+Status FaultyStore::ClaimFailed() { return Status::IOError("claim failed (injected)"); }
+
+Result<EnqueueResult> FaultyStore::Enqueue(const NewMessage& message) {
+  if (disk_full_) return DiskFull();
+  return StoreWrapper::Enqueue(message);
+}
+Result<EnqueueResult> FaultyStore::EnqueueAndClaim(const NewMessage& message,
+                                                   const ClaimOptions& claim) {
+  if (disk_full_) return DiskFull();
+  if (claims_fail_) return StoreWrapper::Enqueue(message);
+  return StoreWrapper::EnqueueAndClaim(message, claim);
+}
+void FaultyStore::EnqueueAsync(NewMessage message, std::optional<ClaimOptions> claim,
+                               std::function<void(Result<EnqueueResult>)> done) {
+  if (disk_full_) {
+    done(DiskFull());
+    return;
+  }
+  if (claims_fail_) claim.reset();
+  StoreWrapper::EnqueueAsync(std::move(message), std::move(claim), std::move(done));
+}
+Result<std::vector<Result<EnqueueResult>>> FaultyStore::EnqueueBatch(
+    const std::vector<NewMessage>& batch) {
+  if (disk_full_) return DiskFull();
+  return StoreWrapper::EnqueueBatch(batch);
+}
+Result<Message> FaultyStore::Cancel(const std::string& producer, const std::string& id,
+                                    TimeMs now) {
+  if (disk_full_) return DiskFull();
+  return StoreWrapper::Cancel(producer, id, now);
+}
+Result<Message> FaultyStore::Retry(const std::string& producer, const std::string& id, TimeMs now,
+                                   TimeMs expires_at) {
+  if (disk_full_) return DiskFull();
+  return StoreWrapper::Retry(producer, id, now, expires_at);
+}
+Result<std::vector<ClaimedMessage>> FaultyStore::Claim(const ClaimOptions& options) {
+  if (disk_full_) return DiskFull();
+  if (claims_fail_) return ClaimFailed();
+  return StoreWrapper::Claim(options);
+}
+Result<bool> FaultyStore::Complete(const AttemptResult& result) {
+  if (disk_full_) return DiskFull();
+  return StoreWrapper::Complete(result);
+}
+std::future<Result<CompleteAndClaimResult>> FaultyStore::CompleteAndClaimAsync(AttemptResult result,
+                                                                               ClaimOptions next) {
+  if (disk_full_) {
+    std::promise<Result<CompleteAndClaimResult>> failed;
+    failed.set_value(DiskFull());
+    return failed.get_future();
+  }
+  // A failed claim after a result: the result is recorded, the claim is not made.
+  if (claims_fail_) next.limit = 0;
+  return StoreWrapper::CompleteAndClaimAsync(std::move(result), next);
+}
+Status FaultyStore::CheckWritable() {
+  if (disk_full_) return DiskFull();
+  return StoreWrapper::CheckWritable();
+}
+std::unique_ptr<Subscription> FaultyStore::Subscribe(ChangeListener listener) {
+  if (cannot_notify_) return nullptr;
+  return StoreWrapper::Subscribe(std::move(listener));
+}
+
+}  // namespace sendq::store

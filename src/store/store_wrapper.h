@@ -1,0 +1,93 @@
+// StoreWrapper: a Store that forwards every call to another. Derive from it to change a few
+// calls and keep the rest (FaultyStore below; a metrics or tracing layer).
+//
+// FaultyStore: a StoreWrapper that fails chosen calls, so that the paths taken when the disk
+// is full or a claim fails run in the ordinary test suite.
+//
+// Thread-safety: as the wrapped store; FaultyStore's switches may be set from any thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "store/store.h"
+
+namespace sendq::store {
+
+class StoreWrapper : public Store {
+ public:
+  explicit StoreWrapper(std::unique_ptr<Store> inner)
+      : owned_(std::move(inner)), inner_(owned_.get()) {}
+  // Wraps a store owned elsewhere, which must outlive the wrapper.
+  explicit StoreWrapper(Store* inner) : inner_(inner) {}
+
+  Result<EnqueueResult> Enqueue(const NewMessage& message) override;
+  Result<EnqueueResult> EnqueueAndClaim(const NewMessage& message,
+                                        const ClaimOptions& claim) override;
+  void EnqueueAsync(NewMessage message, std::optional<ClaimOptions> claim,
+                    std::function<void(Result<EnqueueResult>)> done) override;
+  Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
+      const std::vector<NewMessage>& batch) override;
+  Result<Message> Get(const std::string& producer, const std::string& id) override;
+  Result<std::vector<Attempt>> ListAttempts(const std::string& producer,
+                                            const std::string& id) override;
+  Result<ListPage> List(const std::string& producer, const ListFilter& filter) override;
+  Result<Message> Cancel(const std::string& producer, const std::string& id, TimeMs now) override;
+  Result<Message> Retry(const std::string& producer, const std::string& id, TimeMs now,
+                        TimeMs expires_at) override;
+  Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& options) override;
+  Result<bool> Complete(const AttemptResult& result) override;
+  std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
+                                                                    ClaimOptions next) override;
+  Status Unclaim(const std::string& id, int64_t version, int attempt_number) override;
+  Result<std::optional<TimeMs>> NextWakeAt() override;
+  Result<Stats> GetStats(TimeMs now) override;
+  Status CheckWritable() override;
+  std::unique_ptr<Subscription> Subscribe(ChangeListener listener) override;
+
+  Store& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<Store> owned_;
+  Store* const inner_;
+};
+
+class FaultyStore final : public StoreWrapper {
+ public:
+  using StoreWrapper::StoreWrapper;
+
+  // Every write fails as on a full disk (NoSpace, as SQLITE_FULL gives): enqueues,
+  // claims, results, cancels, retries and the readiness check.
+  void set_disk_full(bool full) { disk_full_ = full; }
+  // Claims (alone or after a result) fail, and nothing else.
+  void set_claims_fail(bool fail) { claims_fail_ = fail; }
+  // Subscribe answers nullptr, as a backend that cannot tell of changes.
+  void set_cannot_notify(bool cannot) { cannot_notify_ = cannot; }
+
+  Result<EnqueueResult> Enqueue(const NewMessage& message) override;
+  Result<EnqueueResult> EnqueueAndClaim(const NewMessage& message,
+                                        const ClaimOptions& claim) override;
+  void EnqueueAsync(NewMessage message, std::optional<ClaimOptions> claim,
+                    std::function<void(Result<EnqueueResult>)> done) override;
+  Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
+      const std::vector<NewMessage>& batch) override;
+  Result<Message> Cancel(const std::string& producer, const std::string& id, TimeMs now) override;
+  Result<Message> Retry(const std::string& producer, const std::string& id, TimeMs now,
+                        TimeMs expires_at) override;
+  Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& options) override;
+  Result<bool> Complete(const AttemptResult& result) override;
+  std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
+                                                                    ClaimOptions next) override;
+  Status CheckWritable() override;
+  std::unique_ptr<Subscription> Subscribe(ChangeListener listener) override;
+
+ private:
+  static Status DiskFull();
+  static Status ClaimFailed();
+
+  std::atomic<bool> disk_full_{false};
+  std::atomic<bool> claims_fail_{false};
+  std::atomic<bool> cannot_notify_{false};
+};
+
+}  // namespace sendq::store

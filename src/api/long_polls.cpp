@@ -12,7 +12,7 @@ LongPolls::LongPolls(Clock* clock, int max_per_producer)
 LongPolls::~LongPolls() {
   Close();
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -20,7 +20,7 @@ LongPolls::~LongPolls() {
 }
 
 bool LongPolls::Begin(const std::string& producer) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   int& open = open_per_producer_[producer];
   if (open >= max_per_producer_) return false;
   ++open;
@@ -28,7 +28,7 @@ bool LongPolls::Begin(const std::string& producer) {
 }
 
 void LongPolls::End(const std::string& producer) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   auto it = open_per_producer_.find(producer);
   if (it != open_per_producer_.end() && --it->second <= 0) open_per_producer_.erase(it);
 }
@@ -37,7 +37,7 @@ uint64_t LongPolls::Arm(const std::string& id, TimeMs deadline, std::function<vo
   uint64_t ticket = 0;
   bool earliest = false;
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     if (!closed_) {
       ticket = next_ticket_++;
       earliest = by_deadline_.empty() || deadline < by_deadline_.begin()->first;
@@ -78,14 +78,14 @@ std::function<void()> LongPolls::TakeLocked(uint64_t ticket) {
 
 void LongPolls::Cancel(uint64_t ticket) {
   std::function<void()> dropped;  // destroyed outside the lock
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   if (waiters_.count(ticket) > 0) dropped = TakeLocked(ticket);
 }
 
 void LongPolls::Notify(const std::vector<std::string>& ids) {
   std::vector<std::function<void()>> wakes;
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     if (by_id_.empty()) return;
     for (const std::string& id : ids) {
       for (;;) {
@@ -101,7 +101,7 @@ void LongPolls::Notify(const std::vector<std::string>& ids) {
 void LongPolls::Close() {
   std::vector<std::function<void()>> wakes;
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     closed_ = true;
     while (!waiters_.empty()) wakes.push_back(TakeLocked(waiters_.begin()->first));
   }
@@ -109,35 +109,35 @@ void LongPolls::Close() {
 }
 
 bool LongPolls::closed() const {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return closed_;
 }
 
 size_t LongPolls::armed() const {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return waiters_.size();
 }
 
 void LongPolls::TimerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
     if (by_deadline_.empty()) {
-      cv_.wait(lock);
+      lock.Wait(cv_);
       continue;
     }
     const TimeMs now = clock_->NowMs();
     const TimeMs next = by_deadline_.begin()->first;
     if (next > now) {
-      cv_.wait_for(lock, std::chrono::milliseconds(next - now));
+      cv_.wait_for(lock.native(), std::chrono::milliseconds(next - now));
       continue;
     }
     std::vector<std::function<void()>> wakes;
     while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
       wakes.push_back(TakeLocked(by_deadline_.begin()->second));
     }
-    lock.unlock();
+    lock.Unlock();
     for (auto& wake : wakes) wake();
-    lock.lock();
+    lock.Lock();
   }
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "util/clock.h"
+#include "util/thread_annotations.h"
 
 namespace sendq::api {
 
@@ -58,20 +59,20 @@ class LongPolls {
   };
 
   // Removes the waiter `ticket` and returns its wake-up. REQUIRES: mu_ held, ticket armed.
-  std::function<void()> TakeLocked(uint64_t ticket);
+  std::function<void()> TakeLocked(uint64_t ticket) REQUIRES(mu_);
   void TimerLoop();
 
   Clock* const clock_;
   const int max_per_producer_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  std::unordered_map<uint64_t, Waiter> waiters_;            // GUARDED_BY(mu_)
-  std::unordered_multimap<std::string, uint64_t> by_id_;    // GUARDED_BY(mu_)
-  std::multimap<TimeMs, uint64_t> by_deadline_;             // GUARDED_BY(mu_)
-  std::unordered_map<std::string, int> open_per_producer_;  // GUARDED_BY(mu_)
-  uint64_t next_ticket_ = 1;                                // GUARDED_BY(mu_)
-  bool closed_ = false;                                     // GUARDED_BY(mu_)
-  bool stopping_ = false;                                   // GUARDED_BY(mu_)
+  std::unordered_map<uint64_t, Waiter> waiters_ GUARDED_BY(mu_);
+  std::unordered_multimap<std::string, uint64_t> by_id_ GUARDED_BY(mu_);
+  std::multimap<TimeMs, uint64_t> by_deadline_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, int> open_per_producer_ GUARDED_BY(mu_);
+  uint64_t next_ticket_ GUARDED_BY(mu_) = 1;
+  bool closed_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread timer_;
 };
 

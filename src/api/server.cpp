@@ -232,12 +232,12 @@ void ApiServer::BeginDrain() {
   http_->BeginDrain();
   // Enqueues that got past the check are committed and handed to the dispatcher before it
   // is told to stop, so that none holds a worker reservation it could no longer hand off.
-  std::unique_lock<std::mutex> lock(enqueues_mu_);
-  enqueues_done_.wait(lock, [&] { return enqueues_in_flight_ == 0; });
+  MutexLock lock(&enqueues_mu_);
+  lock.Wait(enqueues_done_, [&]() REQUIRES(enqueues_mu_) { return enqueues_in_flight_ == 0; });
 }
 
 ApiServer::EnqueueCount::EnqueueCount(ApiServer* server) : server_(server) {
-  std::lock_guard<std::mutex> guard(server_->enqueues_mu_);
+  MutexLock guard(&server_->enqueues_mu_);
   ++server_->enqueues_in_flight_;
 }
 
@@ -249,7 +249,7 @@ ApiServer::EnqueueCount::~EnqueueCount() { Release(); }
 void ApiServer::EnqueueCount::Release() {
   if (server_ == nullptr) return;
   ApiServer* server = std::exchange(server_, nullptr);
-  std::lock_guard<std::mutex> guard(server->enqueues_mu_);
+  MutexLock guard(&server->enqueues_mu_);
   if (--server->enqueues_in_flight_ == 0) server->enqueues_done_.notify_all();
 }
 

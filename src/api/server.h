@@ -25,6 +25,7 @@
 #include "util/clock.h"
 #include "util/ids.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sendq::api {
 
@@ -136,9 +137,9 @@ class ApiServer final : public http::Handler {
   const ServerOptions options_;
   std::unique_ptr<http::Server> http_;
   std::atomic<bool> draining_{false};
-  std::mutex enqueues_mu_;
+  Mutex enqueues_mu_;
   std::condition_variable enqueues_done_;
-  int enqueues_in_flight_ = 0;  // GUARDED_BY(enqueues_mu_)
+  int enqueues_in_flight_ GUARDED_BY(enqueues_mu_) = 0;
 };
 
 }  // namespace sendq::api

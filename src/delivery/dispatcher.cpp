@@ -44,7 +44,7 @@ void Dispatcher::Start() {
   subscription_ = store_->Subscribe([this](const store::Changes& changes) {
     if (changes.work_added) WakeUp();
   });
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   idle_wait_ = subscription_ ? kMaxIdleWait : options_.poll_interval;
   if (!subscription_) log::Info("store_polled", {{"interval_ms", options_.poll_interval}});
   running_threads_ = options_.workers + 1;
@@ -63,7 +63,7 @@ void Dispatcher::Start() {
 void Dispatcher::WakeUp() {
   bool notify = false;
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     const TimeMs before = EffectiveWakeAtLocked();
     ++wake_generation_;  // a claim pass in progress may have read the store before this
     next_wake_at_ = std::min(next_wake_at_, clock_->NowMs());
@@ -76,7 +76,7 @@ void Dispatcher::WakeUp() {
 }
 
 std::optional<store::ClaimOptions> Dispatcher::ReserveIdleWorker() {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   if (stopping_ || circuit_->paused() || in_flight_ >= options_.workers) return std::nullopt;
   ++in_flight_;
   return ClaimOptionsAt(clock_->NowMs(), 1);
@@ -84,7 +84,7 @@ std::optional<store::ClaimOptions> Dispatcher::ReserveIdleWorker() {
 
 void Dispatcher::HandOff(std::optional<store::ClaimedMessage> claimed) {
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     if (claimed) {
       jobs_.push_back(Job{std::move(*claimed)});
     } else {
@@ -100,14 +100,15 @@ void Dispatcher::HandOff(std::optional<store::ClaimedMessage> claimed) {
 
 int Dispatcher::Stop(TimeMs deadline) {
   subscription_.reset();
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   stopping_ = true;
   dispatch_cv_.notify_all();
   work_cv_.notify_all();
-  clock_->WaitUntil(idle_cv_, lock, deadline, [&] { return running_threads_ == 0; });
+  clock_->WaitUntil(idle_cv_, lock.native(), deadline,
+                    [&]() REQUIRES(mu_) { return running_threads_ == 0; });
   int remaining = in_flight_;
   bool all_done = running_threads_ == 0;
-  lock.unlock();
+  lock.Unlock();
   if (all_done) {
     dispatcher_thread_.join();
     for (auto& t : worker_threads_) t.join();
@@ -118,7 +119,7 @@ int Dispatcher::Stop(TimeMs deadline) {
 }
 
 uint64_t Dispatcher::TEST_Completions() {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return completions_;
 }
 
@@ -145,7 +146,7 @@ TimeMs Dispatcher::EffectiveWakeAtLocked() const {
 }
 
 void Dispatcher::DispatchLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
     const TimeMs now = clock_->NowMs();
     const int free_workers = options_.workers - in_flight_;
@@ -157,7 +158,7 @@ void Dispatcher::DispatchLoop() {
           free_workers <= 0 ? now + idle_wait_ : std::min(wake_at, now + idle_wait_);
       const uint64_t seen_completions = completions_;
       const int seen_in_flight = in_flight_;
-      const bool woken = clock_->WaitUntil(dispatch_cv_, lock, until, [&] {
+      const bool woken = clock_->WaitUntil(dispatch_cv_, lock.native(), until, [&]() REQUIRES(mu_) {
         return stopping_ || completions_ != seen_completions || in_flight_ != seen_in_flight ||
                EffectiveWakeAtLocked() != wake_at;
       });
@@ -171,14 +172,14 @@ void Dispatcher::DispatchLoop() {
       if (!circuit_->TryAcquire(&is_probe)) {
         // The probe is in flight; wait for it (or any send) to finish.
         const uint64_t seen = completions_;
-        clock_->WaitUntil(dispatch_cv_, lock, now + idle_wait_,
-                          [&] { return stopping_ || completions_ != seen; });
+        clock_->WaitUntil(dispatch_cv_, lock.native(), now + idle_wait_,
+                          [&]() REQUIRES(mu_) { return stopping_ || completions_ != seen; });
         continue;
       }
       limit = 1;
     }
     const uint64_t generation = wake_generation_;
-    lock.unlock();
+    lock.Unlock();
     last_housekeeping_.store(now, std::memory_order_relaxed);  // this claim does it
     Result<std::vector<store::ClaimedMessage>> claimed = store_->Claim(ClaimOptionsAt(now, limit));
     std::optional<TimeMs> next_due;
@@ -192,7 +193,7 @@ void Dispatcher::DispatchLoop() {
         claimed = wake.status();
       }
     }
-    lock.lock();
+    lock.Lock();
     if (store_failed) {
       log::Error("claim_failed", {{"error", claimed.status().ToString()}});
       if (is_probe) circuit_->Release(true);
@@ -219,15 +220,15 @@ void Dispatcher::DispatchLoop() {
 void Dispatcher::WorkerLoop(int index) {
   std::unique_ptr<UpstreamClient> client = client_factory_();
   std::mt19937_64 rng(std::random_device{}() + static_cast<uint64_t>(index));
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    work_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+    lock.Wait(work_cv_, [&]() REQUIRES(mu_) { return stopping_ || !jobs_.empty(); });
     if (jobs_.empty()) break;  // stopping, nothing left
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
-    lock.unlock();
+    lock.Unlock();
     ServeChain(*client, std::move(job), rng);
-    lock.lock();
+    lock.Lock();
     --in_flight_;
     dispatch_cv_.notify_one();
   }
@@ -264,7 +265,7 @@ void Dispatcher::ServeChain(UpstreamClient& client, Job first, std::mt19937_64& 
     int busy_workers = 0;
     bool stopping = false;
     {
-      std::lock_guard<std::mutex> guard(mu_);
+      MutexLock guard(&mu_);
       stopping = stopping_;
       busy_workers = in_flight_;
     }
@@ -305,7 +306,7 @@ void Dispatcher::ServeChain(UpstreamClient& client, Job first, std::mt19937_64& 
 }
 
 void Dispatcher::JobDone(std::optional<TimeMs> due_again) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   ++completions_;
   if (due_again) {
     next_wake_at_ = std::min(next_wake_at_, *due_again);

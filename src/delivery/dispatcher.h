@@ -27,6 +27,7 @@
 #include "queue/upstream_circuit.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/thread_annotations.h"
 
 namespace sendq::delivery {
 
@@ -101,7 +102,7 @@ class Dispatcher {
   // every kHousekeepingInterval).
   bool TakeHousekeepingTurn(TimeMs now);
   // The time from which claiming makes sense. REQUIRES: mu_ held.
-  TimeMs EffectiveWakeAtLocked() const;
+  TimeMs EffectiveWakeAtLocked() const REQUIRES(mu_);
 
   // Constant after construction.
   store::Store* const store_;
@@ -112,23 +113,23 @@ class Dispatcher {
   const DispatcherOptions options_;
   Pacer pacer_;  // thread-safe itself
 
-  std::mutex mu_;
-  std::condition_variable dispatch_cv_;  // the dispatcher waits on it
-  std::condition_variable work_cv_;      // workers wait on it
-  std::condition_variable idle_cv_;      // Stop waits on it for in-flight sends
-  std::deque<Job> jobs_;                 // GUARDED_BY(mu_): claimed, not yet picked up
-  int in_flight_ = 0;                    // GUARDED_BY(mu_): jobs handed to workers, not done
-  TimeMs next_wake_at_ = 0;              // GUARDED_BY(mu_)
-  uint64_t wake_generation_ = 0;         // GUARDED_BY(mu_): bumped by WakeUp and reschedules
-  uint64_t completions_ = 0;             // GUARDED_BY(mu_): bumped when a job is done
-  bool stopping_ = false;                // GUARDED_BY(mu_)
-  int running_threads_ = 0;              // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::condition_variable dispatch_cv_;   // the dispatcher waits on it
+  std::condition_variable work_cv_;       // workers wait on it
+  std::condition_variable idle_cv_;       // Stop waits on it for in-flight sends
+  std::deque<Job> jobs_ GUARDED_BY(mu_);  // claimed, not yet picked up
+  int in_flight_ GUARDED_BY(mu_) = 0;     // jobs handed to workers, not done
+  TimeMs next_wake_at_ GUARDED_BY(mu_) = 0;
+  uint64_t wake_generation_ GUARDED_BY(mu_) = 0;  // bumped by WakeUp and reschedules
+  uint64_t completions_ GUARDED_BY(mu_) = 0;      // bumped when a job is done
+  bool stopping_ GUARDED_BY(mu_) = false;
+  int running_threads_ GUARDED_BY(mu_) = 0;
 
   std::atomic<TimeMs> last_housekeeping_{0};  // when a claim last did the housekeeping
 
   // Set by Start, reset by Stop: the store's notices of added work (nullptr: it is polled).
   std::unique_ptr<store::Subscription> subscription_;
-  DurationMs idle_wait_ = 0;  // GUARDED_BY(mu_): the longest sleep with nothing due
+  DurationMs idle_wait_ GUARDED_BY(mu_) = 0;  // the longest sleep with nothing due
 
   std::thread dispatcher_thread_;
   std::vector<std::thread> worker_threads_;

@@ -197,9 +197,9 @@ class Server::Impl {
   Handler* const handler_;
   // Declared before the event loop: sessions that the loop's destructor releases still
   // unregister here.
-  std::mutex mu_;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
-  std::unordered_map<std::string, size_t> per_client_;             // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, size_t> per_client_ GUARDED_BY(mu_);
   std::atomic<int64_t> refused_since_log_{0};
   std::atomic<int64_t> last_refusal_log_ms_{0};
 
@@ -508,7 +508,7 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Server::Impl::Forget(Session* session, const std::string& client) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   sessions_.erase(session);
   auto it = per_client_.find(client);
   if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
@@ -603,7 +603,7 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
   std::shared_ptr<Session> session;
   const char* refusal = nullptr;
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     if (sessions_.size() >= options_.max_connections) {
       refusal = "too many connections";
     } else if (per_client_[client] >= options_.max_connections_per_client) {
@@ -646,7 +646,7 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
 void Server::Impl::ForEachSession(void (Session::*what)()) {
   std::vector<std::shared_ptr<Session>> open;
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     for (auto& [raw, weak] : sessions_) {
       if (std::shared_ptr<Session> s = weak.lock()) open.push_back(std::move(s));
     }

@@ -12,7 +12,7 @@ WorkPool::~WorkPool() { Shutdown(); }
 
 void WorkPool::Submit(const std::string& key, std::function<void()> job) {
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     if (!stopping_) {
       std::deque<std::function<void()>>& queue = queues_[key];
       if (queue.empty()) turns_.push_back(key);
@@ -30,7 +30,7 @@ void WorkPool::Submit(const std::string& key, std::function<void()> job) {
 void WorkPool::Shutdown() {
   std::vector<std::thread> threads;
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     stopping_ = true;
     threads.swap(threads_);
   }
@@ -39,9 +39,9 @@ void WorkPool::Shutdown() {
 }
 
 void WorkPool::Work() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !turns_.empty(); });
+    lock.Wait(cv_, [&]() REQUIRES(mu_) { return stopping_ || !turns_.empty(); });
     if (turns_.empty()) return;  // stopping, and everything queued has run
     std::string key = std::move(turns_.front());
     turns_.pop_front();
@@ -53,9 +53,9 @@ void WorkPool::Work() {
     } else {
       turns_.push_back(std::move(key));  // its next job waits for the other keys' turns
     }
-    lock.unlock();
+    lock.Unlock();
     job();
-    lock.lock();
+    lock.Lock();
   }
 }
 

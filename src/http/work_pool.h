@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "util/thread_annotations.h"
+
 namespace sendq::http {
 
 class WorkPool {
@@ -34,11 +36,11 @@ class WorkPool {
  private:
   void Work();
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::unordered_map<std::string, std::deque<std::function<void()>>> queues_;  // GUARDED_BY(mu_)
-  std::deque<std::string> turns_;  // GUARDED_BY(mu_): keys with queued jobs, next first
-  bool stopping_ = false;          // GUARDED_BY(mu_)
+  std::unordered_map<std::string, std::deque<std::function<void()>>> queues_ GUARDED_BY(mu_);
+  std::deque<std::string> turns_ GUARDED_BY(mu_);  // keys with queued jobs, next first
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

@@ -127,7 +127,7 @@ std::optional<Rate> Pacer::RateFor(const std::string& sender) const {
 
 TimeMs Pacer::Book(const std::string& sender, TimeMs now) {
   const std::optional<Rate> rate = RateFor(sender);
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   auto it = senders_.find(sender);
   if (it == senders_.end() && rate) {
     if (senders_.size() >= kMaxTrackedSenders) ForgetIdleLocked(now);
@@ -147,13 +147,13 @@ TimeMs Pacer::Book(const std::string& sender, TimeMs now) {
 }
 
 TimeMs Pacer::PausedUntil(const std::string& sender, TimeMs now) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   auto it = senders_.find(sender);
   return it == senders_.end() ? now : std::max(now, it->second.paused_until);
 }
 
 void Pacer::PauseSender(const std::string& sender, TimeMs until) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   SenderState& state = senders_[sender];
   state.paused_until = std::max(state.paused_until, until);
 }

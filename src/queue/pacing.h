@@ -17,6 +17,7 @@
 
 #include "util/clock.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sendq {
 
@@ -61,12 +62,12 @@ class Pacer {
   // The rate for `sender`, or nullopt when it is unlimited.
   std::optional<Rate> RateFor(const std::string& sender) const;
   // Keeps the table bounded: forgets senders whose bucket is full and who are not paused.
-  void ForgetIdleLocked(TimeMs now);  // REQUIRES: mu_ held
+  void ForgetIdleLocked(TimeMs now) REQUIRES(mu_);
 
   const Options options_;
-  std::mutex mu_;
-  std::unordered_map<std::string, SenderState> senders_;  // GUARDED_BY(mu_)
-  double account_next_free_ = 0;                          // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::unordered_map<std::string, SenderState> senders_ GUARDED_BY(mu_);
+  double account_next_free_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace sendq

@@ -18,7 +18,7 @@ UpstreamCircuit::UpstreamCircuit(const Clock* clock, Options options)
     : clock_(clock), options_(options) {}
 
 bool UpstreamCircuit::TryAcquire(bool* is_probe) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   *is_probe = false;
   if (!open_) return true;
   if (probe_in_flight_ || clock_->NowMs() < next_probe_at_) return false;
@@ -28,7 +28,7 @@ bool UpstreamCircuit::TryAcquire(bool* is_probe) {
 }
 
 bool UpstreamCircuit::OnResult(OutcomeClass outcome, bool was_probe, const std::string& detail) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   const TimeMs now = clock_->NowMs();
 
   if (was_probe) {
@@ -80,23 +80,23 @@ bool UpstreamCircuit::OnResult(OutcomeClass outcome, bool was_probe, const std::
 }
 
 void UpstreamCircuit::Release(bool was_probe) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   // The probe time stays as it was: the next send that is due may probe at once.
   if (was_probe) probe_in_flight_ = false;
 }
 
 bool UpstreamCircuit::paused() const {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return open_;
 }
 
 std::string UpstreamCircuit::pause_reason() const {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return open_ ? reason_ : std::string();
 }
 
 TimeMs UpstreamCircuit::next_probe_at() const {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return next_probe_at_;
 }
 

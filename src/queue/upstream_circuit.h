@@ -17,6 +17,7 @@
 
 #include "queue/retry_policy.h"
 #include "util/clock.h"
+#include "util/thread_annotations.h"
 
 namespace sendq {
 
@@ -47,17 +48,17 @@ class UpstreamCircuit {
   TimeMs next_probe_at() const;
 
  private:
-  void OpenLocked(std::string reason, TimeMs now);  // REQUIRES: mu_ held
+  void OpenLocked(std::string reason, TimeMs now) REQUIRES(mu_);
 
   const Clock* const clock_;
   const Options options_;
-  mutable std::mutex mu_;
-  bool open_ = false;              // GUARDED_BY(mu_)
-  bool probe_in_flight_ = false;   // GUARDED_BY(mu_)
-  int consecutive_failures_ = 0;   // GUARDED_BY(mu_)
-  DurationMs probe_interval_ = 0;  // GUARDED_BY(mu_)
-  TimeMs next_probe_at_ = 0;       // GUARDED_BY(mu_)
-  std::string reason_;             // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  bool open_ GUARDED_BY(mu_) = false;
+  bool probe_in_flight_ GUARDED_BY(mu_) = false;
+  int consecutive_failures_ GUARDED_BY(mu_) = 0;
+  DurationMs probe_interval_ GUARDED_BY(mu_) = 0;
+  TimeMs next_probe_at_ GUARDED_BY(mu_) = 0;
+  std::string reason_ GUARDED_BY(mu_);
 };
 
 }  // namespace sendq

@@ -22,17 +22,17 @@ void SystemClock::WaitFor(std::condition_variable& cv, std::unique_lock<std::mut
 }
 
 TimeMs FakeClock::NowMs() const {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return now_;
 }
 
 void FakeClock::Advance(DurationMs ms) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   now_ += ms;
 }
 
 void FakeClock::Set(TimeMs t) {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   now_ = t;
 }
 

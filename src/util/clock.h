@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "util/thread_annotations.h"
+
 namespace sendq {
 
 using TimeMs = int64_t;      // milliseconds since the Unix epoch
@@ -24,10 +26,11 @@ class Clock {
 
   // Blocks on `cv` (whose mutex `lock` holds) until `pred()` is true or the clock reaches
   // `deadline`. Returns pred(). Spurious wake-ups are handled here.
-  // REQUIRES: lock is held.
+  // REQUIRES: lock is held (MutexLock::native()): `pred` runs with it, which the analysis
+  // cannot see through the standard lock.
   template <typename Pred>
   bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, TimeMs deadline,
-                 Pred pred) {
+                 Pred pred) NO_THREAD_SAFETY_ANALYSIS {
     while (!pred()) {
       TimeMs now = NowMs();
       if (now >= deadline) return pred();
@@ -66,8 +69,8 @@ class FakeClock final : public Clock {
                DurationMs ms) override;
 
  private:
-  mutable std::mutex mu_;
-  TimeMs now_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  TimeMs now_ GUARDED_BY(mu_);
 };
 
 }  // namespace sendq

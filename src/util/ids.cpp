@@ -44,7 +44,7 @@ std::string Encode(TimeMs ms, uint64_t random_hi, uint64_t random_lo) {
 IdGenerator::IdGenerator(const Clock* clock) : clock_(clock), rng_(std::random_device{}()) {}
 
 std::string IdGenerator::Next() {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   TimeMs now = clock_->NowMs();
   if (now > last_ms_) {
     last_ms_ = now;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "util/clock.h"
+#include "util/thread_annotations.h"
 
 namespace sendq {
 
@@ -24,11 +25,11 @@ class IdGenerator {
 
  private:
   const Clock* const clock_;
-  std::mutex mu_;
-  TimeMs last_ms_ = 0;           // GUARDED_BY(mu_)
-  uint64_t last_random_hi_ = 0;  // GUARDED_BY(mu_): top 16 of the 80 random bits
-  uint64_t last_random_lo_ = 0;  // GUARDED_BY(mu_): low 64 of the 80 random bits
-  std::mt19937_64 rng_;          // GUARDED_BY(mu_)
+  Mutex mu_;
+  TimeMs last_ms_ GUARDED_BY(mu_) = 0;
+  uint64_t last_random_hi_ GUARDED_BY(mu_) = 0;  // top 16 of the 80 random bits
+  uint64_t last_random_lo_ GUARDED_BY(mu_) = 0;  // low 64 of the 80 random bits
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
 };
 
 // True when `id` has the shape of a message id (prefix, length, alphabet).

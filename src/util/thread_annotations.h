@@ -50,6 +50,8 @@ class SCOPED_CAPABILITY MutexLock {
   void Unlock() RELEASE() { lock_.unlock(); }
   void Lock() ACQUIRE() { lock_.lock(); }
 
+  // Waits on `cv` once (it may wake for no reason); the mutex is held again on return.
+  void Wait(std::condition_variable& cv) { cv.wait(lock_); }
   // Waits on `cv` until `ready()`; the mutex is held when `ready` runs and on return.
   template <typename Ready>
   void Wait(std::condition_variable& cv, Ready ready) {

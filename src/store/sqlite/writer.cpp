@@ -22,7 +22,7 @@ Writer::Writer(std::unique_ptr<Db> db, OnCommit on_commit)
 
 Writer::~Writer() {
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -38,7 +38,7 @@ Status Writer::Run(Fn fn) {
 
 void Writer::Submit(Fn fn, Done done) {
   {
-    std::lock_guard<std::mutex> guard(mu_);
+    MutexLock guard(&mu_);
     if (!stopping_) {
       pending_.push_back(Task{std::move(fn), std::move(done)});
       done = nullptr;
@@ -52,7 +52,7 @@ void Writer::Submit(Fn fn, Done done) {
 }
 
 size_t Writer::TEST_Pending() {
-  std::lock_guard<std::mutex> guard(mu_);
+  MutexLock guard(&mu_);
   return pending_.size();
 }
 
@@ -60,8 +60,8 @@ void Writer::Loop() {
   for (;;) {
     std::deque<Task> batch;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      MutexLock lock(&mu_);
+      lock.Wait(cv_, [&]() REQUIRES(mu_) { return stopping_ || !pending_.empty(); });
       if (pending_.empty()) return;  // stopping, and nothing left to do
       while (!pending_.empty() && batch.size() < kMaxBatch) {
         batch.push_back(std::move(pending_.front()));

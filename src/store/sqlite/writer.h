@@ -24,6 +24,7 @@
 
 #include "store/sqlite/db.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sendq::store {
 
@@ -98,10 +99,10 @@ class Writer {
   const OnCommit on_commit_;
   std::unique_ptr<Db> db_;  // used only by thread_
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::deque<Task> pending_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;     // GUARDED_BY(mu_)
+  std::deque<Task> pending_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
 
   std::thread thread_;
 };

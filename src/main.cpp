@@ -153,6 +153,9 @@ int Serve(const Config& config) {
                                   delivery::AgentPhoneClientFactory(upstream), dispatch);
 
   IdGenerator ids(clock);
+  delivery::Intake intake(
+      store->get(), &dispatcher, &metrics, &ids,
+      ControlDefaults{config.max_age, config.default_send_window, config.order_conversations});
   api::ServerOptions server_options;
   server_options.host = config.listen_host;
   server_options.port = config.listen_port;
@@ -169,13 +172,10 @@ int Serve(const Config& config) {
   server_options.limits.idle_timeout = config.idle_timeout;
   server_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   server_options.max_batch_body_bytes = static_cast<size_t>(config.max_batch_body_bytes);
-  server_options.max_age = config.max_age;
   server_options.validation.default_region = config.default_region;
-  server_options.default_send_window = config.default_send_window;
-  server_options.order_conversations = config.order_conversations;
   server_options.producer_tokens = config.api_tokens;
   api::ApiServer server(
-      api::ServerDeps{store->get(), &dispatcher, &circuit, &metrics, &long_polls, clock, &ids},
+      api::ServerDeps{store->get(), &intake, &circuit, &metrics, &long_polls, clock},
       server_options);
   Result<int> port = server.Bind();
   if (!port.ok()) {

@@ -87,12 +87,6 @@ bool IsJsonMediaType(std::string_view content_type) {
          (type.starts_with("application/") && type.ends_with("+json"));
 }
 
-std::optional<std::string> StringField(const nlohmann::json& request, const char* key) {
-  auto it = request.find(key);
-  if (it == request.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
-
 enum Route {
   kHealth,
   kReady,
@@ -389,71 +383,22 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
     }
   }
   std::vector<FieldError> errors = validated->errors;
-  store::NewMessage message =
-      NewMessageFor(producer, idempotency_key, *validated, control_headers, {"body"}, &errors);
+  store::NewMessage message = deps_.intake->Prepare(producer, idempotency_key, *validated,
+                                                    control_headers, {"body"}, &errors);
   if (!errors.empty()) return respond(ValidationErrors(errors));
 
-  // With a worker idle, the claim shares the enqueue's commit and the worker starts at once.
   // Nothing here waits for the commit: the answer is made once it is done.
-  const std::optional<store::ClaimOptions> claim = deps_.dispatcher->ReserveIdleWorker();
-  deps_.store->EnqueueAsync(
-      std::move(message), claim,
-      [this, reserved = claim.has_value(), producer, validated, respond,
-       counted = std::make_shared<EnqueueCount>(std::move(counted))](
+  deps_.intake->Enqueue(
+      std::move(message),
+      [producer, validated, respond, counted = std::make_shared<EnqueueCount>(std::move(counted))](
           Result<store::EnqueueResult> result) {
-        // On the writer thread: hand the claimed message to its worker now; build the answer
-        // on the connection's thread.
-        const bool handed_off = reserved && result.ok() && result->claimed.has_value();
-        if (reserved)
-          deps_.dispatcher->HandOff(handed_off ? std::move(result->claimed) : std::nullopt);
-        if (result.ok() && !result->replayed) deps_.metrics->CountEnqueued();
+        // On the writer thread: build the answer on the connection's thread.
         auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
         respond.Build([producer, validated, stored] {
           return EnqueueAnswer(*stored, producer, validated->request);
         });
-        counted->Release();  // the last use of this ApiServer and its dispatcher
+        counted->Release();  // the last use of this ApiServer
       });
-}
-
-store::NewMessage ApiServer::NewMessageFor(const std::string& producer,
-                                           const std::optional<std::string>& idempotency_key,
-                                           const ValidatedRequest& validated,
-                                           const std::vector<ControlHeader>& headers,
-                                           const nlohmann::json& loc_prefix,
-                                           std::vector<FieldError>* errors) {
-  const nlohmann::json& request = validated.request;
-  store::NewMessage nm;
-  nm.id = deps_.ids->Next();
-  nm.producer = producer;
-  nm.idempotency_key = idempotency_key;
-  nm.request_json = validated.forwarded;
-  nm.agent_id = StringField(request, "agent_id");
-  nm.to_number = StringField(request, "to_number");
-  const size_t errors_before = errors->size();
-  const QueueControls given =
-      ParseQueueControls(validated.controls_member.is_null() ? nullptr : &validated.controls_member,
-                         headers, loc_prefix, errors);
-  // The rest depends on a valid request and valid controls.
-  if (!validated.ok() || errors->size() > errors_before) return nm;
-  const EffectiveControls controls = ResolveControls(
-      given, request, MessageIdTime(nm.id),
-      ControlDefaults{options_.max_age, options_.default_send_window, options_.order_conversations},
-      loc_prefix, errors);
-  nm.expires_at = controls.expires_at;
-  nm.ordering_key = controls.ordering_key;
-  nm.sender = controls.sender;
-  nm.priority = controls.priority;
-  nm.send_at = controls.send_at;
-  nm.first_due = controls.first_due;
-  if (controls.send_window) {
-    nm.send_window = SendWindowJson(*controls.send_window).dump();
-    std::string zones;
-    for (const std::string& zone : controls.window_zones)
-      zones += (zones.empty() ? "" : ",") + zone;
-    nm.window_zones = std::move(zones);
-  }
-  nm.controls = given.ToJson().dump();
-  return nm;
 }
 
 Response ApiServer::HandleEnqueueBatch(const Request& req) {
@@ -474,8 +419,8 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
   for (size_t i = 0; i < batch.items.size(); ++i) {
     BatchItem& item = batch.items[i];
     std::vector<FieldError> errors = item.validated.errors;
-    store::NewMessage message = NewMessageFor(producer, item.idempotency_key, item.validated, {},
-                                              {"body", "messages", i}, &errors);
+    store::NewMessage message = deps_.intake->Prepare(
+        producer, item.idempotency_key, item.validated, {}, {"body", "messages", i}, &errors);
     if (!errors.empty()) {
       item.validated.errors = std::move(errors);
       continue;
@@ -485,7 +430,8 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
   }
   std::vector<Result<store::EnqueueResult>> stored;
   if (!to_store.empty()) {
-    Result<std::vector<Result<store::EnqueueResult>>> outcome = deps_.store->EnqueueBatch(to_store);
+    Result<std::vector<Result<store::EnqueueResult>>> outcome =
+        deps_.intake->EnqueueBatch(to_store);
     if (!outcome.ok()) return StatusResponse(outcome.status());
     stored = std::move(*outcome);
   }
@@ -519,7 +465,6 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
     results.push_back(std::move(entry));
   }
   if (accepted > 0) {
-    deps_.metrics->CountEnqueued(accepted);
     // One line for the batch, with every new id in item order: as traceable as a line per
     // message, at a fraction of the cost.
     log::Info(
@@ -651,7 +596,7 @@ Response ApiServer::HandleRetry(const Request& req) {
   if (auto refused = RefuseWhileDraining()) return std::move(*refused);
   const std::string& id = req.path_params.at(0);
   const TimeMs now = deps_.clock->NowMs();
-  Result<Message> m = deps_.store->Retry(producer, id, now, now + options_.max_age);
+  Result<Message> m = deps_.intake->Retry(producer, id, now);
   if (m.ok()) log::Info("message_retried", {{"message_id", id}, {"producer", producer}});
   return TransitionAnswer(producer, id, m, "only a failed message can be retried");
 }

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "api/long_polls.h"
-#include "delivery/dispatcher.h"
+#include "delivery/intake.h"
 #include "delivery/metrics.h"
 #include "http/server.h"
 #include "queue/controls.h"
@@ -38,12 +38,9 @@ struct ServerOptions {
   size_t max_connections_per_client = 4'096;
   int max_waits_per_producer = 100;  // open long polls of one producer
   http::Limits limits;
-  size_t max_body_bytes = 1 << 20;        // POST /v1/messages
-  size_t max_batch_body_bytes = 8 << 20;  // POST /v1/messages/batch
-  DurationMs max_age = 24 * 3'600'000LL;  // validity of a message that sets none
-  ValidationOptions validation;           // --default-region
-  std::optional<SendWindow> default_send_window;
-  bool order_conversations = true;  // --default-ordering=conversation (else none)
+  size_t max_body_bytes = 1 << 20;                     // POST /v1/messages
+  size_t max_batch_body_bytes = 8 << 20;               // POST /v1/messages/batch
+  ValidationOptions validation;                        // --default-region
   std::map<std::string, std::string> producer_tokens;  // name -> token
 };
 
@@ -58,12 +55,11 @@ inline constexpr DurationMs kMaxLongPoll = 60'000;
 
 struct ServerDeps {
   store::Store* store;
-  delivery::Dispatcher* dispatcher;
+  delivery::Intake* intake;
   UpstreamCircuit* circuit;
   delivery::Metrics* metrics;
   LongPolls* long_polls;
   Clock* clock;
-  IdGenerator* ids;
 };
 
 class ApiServer final : public http::Handler {
@@ -108,15 +104,6 @@ class ApiServer final : public http::Handler {
   // Never blocks: runs on the event loop, answers once the store's commit is done.
   void HandleEnqueue(const http::Request& req, http::Responder respond);
   http::Response HandleEnqueueBatch(const http::Request& req);
-  // A new message with a fresh id, ready for the store, with its queue controls from the
-  // body's `sendq` member and `headers`. Problems with the controls go to `errors`, located
-  // under `loc_prefix`.
-  store::NewMessage NewMessageFor(const std::string& producer,
-                                  const std::optional<std::string>& idempotency_key,
-                                  const ValidatedRequest& validated,
-                                  const std::vector<ControlHeader>& headers,
-                                  const nlohmann::json& loc_prefix,
-                                  std::vector<FieldError>* errors);
   void HandleGet(const http::Request& req, http::Responder respond);
   // One look at a long-polled message: answers, or arms a wake-up to look again.
   void Poll(const std::shared_ptr<LongPoll>& poll);

@@ -75,11 +75,23 @@ void Dispatcher::WakeUp() {
   if (notify) dispatch_cv_.notify_one();
 }
 
-std::optional<store::ClaimOptions> Dispatcher::ReserveIdleWorker() {
+WorkerReservation::WorkerReservation(WorkerReservation&& other) noexcept
+    : dispatcher_(std::exchange(other.dispatcher_, nullptr)), claim_(other.claim_) {}
+
+WorkerReservation::~WorkerReservation() {
+  if (dispatcher_ != nullptr) HandOff(std::nullopt);
+}
+
+void WorkerReservation::HandOff(std::optional<store::ClaimedMessage> claimed) {
+  Dispatcher* dispatcher = std::exchange(dispatcher_, nullptr);
+  if (dispatcher != nullptr) dispatcher->HandOff(std::move(claimed));
+}
+
+WorkerReservation Dispatcher::ReserveIdleWorker() {
   MutexLock guard(&mu_);
-  if (stopping_ || circuit_->paused() || in_flight_ >= options_.workers) return std::nullopt;
+  if (stopping_ || circuit_->paused() || in_flight_ >= options_.workers) return {};
   ++in_flight_;
-  return ClaimOptionsAt(clock_->NowMs(), 1);
+  return WorkerReservation(this, ClaimOptionsAt(clock_->NowMs(), 1));
 }
 
 void Dispatcher::HandOff(std::optional<store::ClaimedMessage> claimed) {

@@ -46,6 +46,34 @@ struct DispatcherOptions {
   DurationMs poll_interval = 1000;
 };
 
+class Dispatcher;
+
+// An idle worker held for a message being enqueued (Dispatcher::ReserveIdleWorker), so that
+// the claim can share the enqueue's commit. It ends exactly once: HandOff gives the worker the
+// claimed message (or, with none, frees it); destroyed without a hand-off, it frees the worker.
+class WorkerReservation {
+ public:
+  WorkerReservation() = default;  // no worker was idle
+  WorkerReservation(WorkerReservation&& other) noexcept;
+  WorkerReservation& operator=(WorkerReservation&&) = delete;
+  ~WorkerReservation();
+
+  explicit operator bool() const { return dispatcher_ != nullptr; }
+  // How to claim the new message. REQUIRES: a worker is held.
+  const store::ClaimOptions& claim() const { return claim_; }
+  // The claimed message goes to the worker; with none (the enqueue failed, was a replay, or
+  // the message may not go yet), the worker is free again.
+  void HandOff(std::optional<store::ClaimedMessage> claimed);
+
+ private:
+  friend class Dispatcher;
+  WorkerReservation(Dispatcher* dispatcher, store::ClaimOptions claim)
+      : dispatcher_(dispatcher), claim_(std::move(claim)) {}
+
+  Dispatcher* dispatcher_ = nullptr;
+  store::ClaimOptions claim_;
+};
+
 class Dispatcher {
  public:
   Dispatcher(store::Store* store, UpstreamCircuit* circuit, Metrics* metrics, Clock* clock,
@@ -58,12 +86,8 @@ class Dispatcher {
   // New work may be due now (the store's subscription calls this when work was added).
   void WakeUp();
   // For an enqueue that can go straight to a worker: when a worker is idle (and the upstream
-  // is taking sends), reserves it and returns the options for claiming the new message in the
-  // enqueue's own transaction; otherwise nullopt. A reservation must end with HandOff().
-  std::optional<store::ClaimOptions> ReserveIdleWorker();
-  // Ends a reservation: the claimed message goes to a worker; with none (the enqueue failed or
-  // was a replay), the reservation is released.
-  void HandOff(std::optional<store::ClaimedMessage> claimed);
+  // is taking sends), holds it; otherwise an empty reservation.
+  WorkerReservation ReserveIdleWorker();
   // Stops claiming and starting sends; sends already in flight may finish and are recorded
   // until `deadline`. Returns how many were still in flight then (0 means all threads joined).
   int Stop(TimeMs deadline);
@@ -85,6 +109,9 @@ class Dispatcher {
     std::future<Result<store::CompleteAndClaimResult>> outcome;
   };
 
+  friend class WorkerReservation;
+  // Ends a reservation (WorkerReservation::HandOff and its destructor).
+  void HandOff(std::optional<store::ClaimedMessage> claimed);
   void DispatchLoop();
   void WorkerLoop(int index);
   // Sends `first`, then each message claimed along with a result, until none is due. The

@@ -5,8 +5,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <mutex>
 
+#include "delivery/intake.h"
 #include "store/store_wrapper.h"
 #include "store_fixture.h"
 
@@ -175,6 +177,134 @@ TEST_CASE("dispatcher: a claim whose lease could run out during the send goes ba
   auto attempts = f.store().ListAttempts("alice", m.id);
   REQUIRE(attempts.ok());
   CHECK(attempts->size() == 1);  // the unused claim left no attempt behind
+}
+
+// Blocks (bounded, in real time) until `Set()` was called.
+class Latch {
+ public:
+  void Set() {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_ = true;
+    cv_.notify_all();
+  }
+  bool Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return set_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool set_ = false;  // GUARDED_BY(mu_)
+};
+
+TEST_CASE("dispatcher: a store that cannot tell of changes is polled at poll_interval") {
+  test::StoreFixture f;
+  StoreWithHooks hooks(&f.store());
+  store::FaultyStore store(&hooks);
+  store.set_cannot_notify(true);
+  UpstreamCircuit circuit(&f.clock(), UpstreamCircuit::Options{});
+  Metrics metrics;
+  ScriptedUpstream upstream({200});
+  upstream.ReleaseFirstCall();
+  DispatcherOptions options;
+  options.workers = 2;
+  options.poll_interval = 1000;
+  Dispatcher dispatcher(&store, &circuit, &metrics, &f.clock(), upstream.Factory(), options);
+  Latch looked;  // the first claim pass found nothing and read the next deadline
+  hooks.SetAfterNextWakeRead([&] { looked.Set(); });
+  dispatcher.Start();
+  REQUIRE(looked.Wait());
+  // Enqueued behind the dispatcher's back (as by another process): only the poll finds it.
+  Message m = f.Enqueue();
+  f.clock().Advance(1000);
+  REQUIRE(upstream.WaitForCalls(1));
+  WaitForCompletions(dispatcher, 1);
+  CHECK(dispatcher.Stop(f.clock().NowMs() + 10'000) == 0);
+  auto got = f.store().Get("alice", m.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == MessageStatus::kSent);
+}
+
+TEST_CASE("dispatcher: after a failed claim it claims again, and the message is delivered") {
+  test::StoreFixture f;
+  store::FaultyStore faulty(&f.store());
+  faulty.set_claims_fail(true);
+  StoreWithHooks store(&faulty);
+  UpstreamCircuit circuit(&f.clock(), UpstreamCircuit::Options{});
+  Metrics metrics;
+  ScriptedUpstream upstream({200});
+  upstream.ReleaseFirstCall();
+  DispatcherOptions options;
+  options.workers = 2;
+  Dispatcher dispatcher(&store, &circuit, &metrics, &f.clock(), upstream.Factory(), options);
+  Message m = f.Enqueue();
+  Latch failed;
+  store.SetAfterClaim([&] {
+    faulty.set_claims_fail(false);  // the store recovers after this one failure
+    failed.Set();
+  });
+  dispatcher.Start();
+  REQUIRE(failed.Wait());
+  auto queued = f.store().Get("alice", m.id);
+  REQUIRE(queued.ok());
+  CHECK(queued->status == MessageStatus::kQueued);  // nothing lost, nothing charged
+  f.clock().Advance(1000);                          // the pause after a store error
+  REQUIRE(upstream.WaitForCalls(1));
+  WaitForCompletions(dispatcher, 1);
+  CHECK(dispatcher.Stop(f.clock().NowMs() + 10'000) == 0);
+  auto got = f.store().Get("alice", m.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == MessageStatus::kSent);
+  CHECK(got->attempts == 1);
+}
+
+TEST_CASE("intake: a full disk answers NoSpace, stores nothing and frees the reserved worker") {
+  test::StoreFixture f;
+  store::FaultyStore store(&f.store());
+  UpstreamCircuit circuit(&f.clock(), UpstreamCircuit::Options{});
+  Metrics metrics;
+  ScriptedUpstream upstream({200});
+  upstream.ReleaseFirstCall();
+  DispatcherOptions options;
+  options.workers = 1;
+  Dispatcher dispatcher(&store, &circuit, &metrics, &f.clock(), upstream.Factory(), options);
+  IdGenerator ids(&f.clock());
+  Intake intake(&store, &dispatcher, &metrics, &ids, ControlDefaults{});
+  dispatcher.Start();
+
+  store.set_disk_full(true);
+  std::promise<Result<store::EnqueueResult>> answer;
+  intake.Enqueue(f.NewMessage(),
+                 [&](Result<store::EnqueueResult> r) { answer.set_value(std::move(r)); });
+  Result<store::EnqueueResult> full = answer.get_future().get();
+  REQUIRE_FALSE(full.ok());
+  CHECK(full.status().code() == Status::Code::kNoSpace);
+  auto batch = intake.EnqueueBatch({f.NewMessage(), f.NewMessage()});
+  REQUIRE_FALSE(batch.ok());
+  CHECK(batch.status().code() == Status::Code::kNoSpace);
+  ListFilter all;
+  auto listed = f.store().List("alice", all);
+  REQUIRE(listed.ok());
+  CHECK(listed->messages.empty());
+  // The one worker was held for the failed enqueue and is free again.
+  WorkerReservation worker = dispatcher.ReserveIdleWorker();
+  CHECK(static_cast<bool>(worker));
+  worker.HandOff(std::nullopt);
+
+  // Space again: the next enqueue is claimed in its own commit and sent.
+  store.set_disk_full(false);
+  std::promise<Result<store::EnqueueResult>> stored;
+  intake.Enqueue(f.NewMessage(),
+                 [&](Result<store::EnqueueResult> r) { stored.set_value(std::move(r)); });
+  Result<store::EnqueueResult> ok = stored.get_future().get();
+  REQUIRE(ok.ok());
+  REQUIRE(upstream.WaitForCalls(1));
+  WaitForCompletions(dispatcher, 1);
+  CHECK(dispatcher.Stop(f.clock().NowMs() + 10'000) == 0);
+  // Only the stored message counts as enqueued.
+  CHECK(metrics.Render(store::Stats{}, false, f.clock().NowMs()).find("sendq_enqueued_total 1\n") !=
+        std::string::npos);
 }
 
 }  // namespace

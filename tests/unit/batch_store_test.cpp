@@ -7,8 +7,9 @@ namespace {
 
 using test::StoreFixture;
 
-TEST_CASE("batch: every item is stored in order and queued") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("batch: every item is stored in order and queued", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   std::vector<store::NewMessage> batch;
   for (int i = 0; i < 5; ++i) batch.push_back(f.NewMessage("alice"));
   auto stored = f.store().EnqueueBatch(batch);
@@ -24,8 +25,9 @@ TEST_CASE("batch: every item is stored in order and queued") {
   }
 }
 
-TEST_CASE("batch: a key used twice in one batch is a replay of its first use") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("batch: a key used twice in one batch is a replay of its first use", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   std::vector<store::NewMessage> batch = {f.NewMessage("alice", "k"), f.NewMessage("alice", "k")};
   auto stored = f.store().EnqueueBatch(batch);
   REQUIRE(stored.ok());
@@ -35,8 +37,9 @@ TEST_CASE("batch: a key used twice in one batch is a replay of its first use") {
   CHECK(f.store().List("alice", ListFilter{})->messages.size() == 1);
 }
 
-TEST_CASE("batch: a reused key with another body fails that item only") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("batch: a reused key with another body fails that item only", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   REQUIRE(f.store().Enqueue(f.NewMessage("alice", "k", "+14155552671", "one")).ok());
   std::vector<store::NewMessage> batch = {f.NewMessage("alice", "k", "+14155552671", "two"),
                                           f.NewMessage("alice")};
@@ -48,8 +51,9 @@ TEST_CASE("batch: a reused key with another body fails that item only") {
   CHECK(f.store().List("alice", ListFilter{})->messages.size() == 2);
 }
 
-TEST_CASE("batch: a failing item stores none of the batch") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("batch: a failing item stores none of the batch", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   std::vector<store::NewMessage> batch = {f.NewMessage("alice"), f.NewMessage("alice")};
   batch[1].id = batch[0].id;  // the primary key refuses the second row
   auto stored = f.store().EnqueueBatch(batch);
@@ -57,8 +61,8 @@ TEST_CASE("batch: a failing item stores none of the batch") {
   CHECK(f.store().Get("alice", batch[0].id).status().IsNotFound());
 }
 
-TEST_CASE("batch: the stored batch survives a restart") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("batch: the stored batch survives a restart", Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   std::vector<store::NewMessage> batch = {f.NewMessage("alice"), f.NewMessage("alice")};
   REQUIRE(f.store().EnqueueBatch(batch).ok());
   f.Reopen();

@@ -10,8 +10,9 @@ namespace {
 
 using test::StoreFixture;
 
-TEST_CASE("idempotency: the same key and body return the original message") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("idempotency: the same key and body return the original message", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   auto first = f.store().Enqueue(f.NewMessage("alice", "key-1"));
   REQUIRE(first.ok());
   CHECK_FALSE(first->replayed);
@@ -23,8 +24,9 @@ TEST_CASE("idempotency: the same key and body return the original message") {
   CHECK(f.store().List("alice", all)->messages.size() == 1);
 }
 
-TEST_CASE("idempotency: the same key with a different body is a conflict") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("idempotency: the same key with a different body is a conflict", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   REQUIRE(f.store().Enqueue(f.NewMessage("alice", "key-1", "+14155552671", "one")).ok());
   auto second = f.store().Enqueue(f.NewMessage("alice", "key-1", "+14155552671", "two"));
   CHECK(second.status().IsConflict());
@@ -32,8 +34,8 @@ TEST_CASE("idempotency: the same key with a different body is a conflict") {
   CHECK(f.store().List("alice", all)->messages.size() == 1);
 }
 
-TEST_CASE("idempotency: keys are scoped to the producer") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("idempotency: keys are scoped to the producer", Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   auto alice = f.store().Enqueue(f.NewMessage("alice", "shared-key"));
   auto bob = f.store().Enqueue(f.NewMessage("bob", "shared-key"));
   REQUIRE(alice.ok());
@@ -42,8 +44,8 @@ TEST_CASE("idempotency: keys are scoped to the producer") {
   CHECK(alice->message.id != bob->message.id);
 }
 
-TEST_CASE("idempotency: the key survives a restart") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("idempotency: the key survives a restart", Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   auto first = f.store().Enqueue(f.NewMessage("alice", "key-1"));
   REQUIRE(first.ok());
   f.Reopen();
@@ -53,8 +55,9 @@ TEST_CASE("idempotency: the key survives a restart") {
   CHECK(second->message.id == first->message.id);
 }
 
-TEST_CASE("idempotency: concurrent duplicates create exactly one message") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("idempotency: concurrent duplicates create exactly one message", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   constexpr int kThreads = 16;
   std::vector<store::NewMessage> requests;
   for (int i = 0; i < kThreads; ++i) requests.push_back(f.NewMessage("alice", "race"));

@@ -22,8 +22,9 @@ store::AttemptResult Sent(const store::ClaimedMessage& c, TimeMs now) {
   return r;
 }
 
-TEST_CASE("lease: a claim leases the message and writes the attempt row first") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: a claim leases the message and writes the attempt row first", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   auto claimed = f.store().Claim(f.ClaimAt());
   REQUIRE(claimed.ok());
@@ -44,8 +45,8 @@ TEST_CASE("lease: a claim leases the message and writes the attempt row first") 
   CHECK(again->empty());
 }
 
-TEST_CASE("lease: the holder records the result") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: the holder records the result", Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   auto claimed = f.store().Claim(f.ClaimAt());
   REQUIRE(claimed.ok());
@@ -63,8 +64,9 @@ TEST_CASE("lease: the holder records the result") {
   CHECK((*attempts)[0].http_status == 200);
 }
 
-TEST_CASE("lease: an expired lease is recovered as an unknown outcome and retried") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: an expired lease is recovered as an unknown outcome and retried",
+                   Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   auto claimed = f.store().Claim(f.ClaimAt());
   REQUIRE(claimed.ok());
@@ -97,8 +99,9 @@ TEST_CASE("lease: an expired lease is recovered as an unknown outcome and retrie
   }
 }
 
-TEST_CASE("lease: with --on-unknown=fail an expired lease fails the message") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: with --on-unknown=fail an expired lease fails the message", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   REQUIRE(f.store().Claim(f.ClaimAt()).ok());
   f.clock().Advance(60'000);
@@ -112,8 +115,9 @@ TEST_CASE("lease: with --on-unknown=fail an expired lease fails the message") {
   CHECK(got->last_error->find("--on-unknown=fail") != std::string::npos);
 }
 
-TEST_CASE("lease: an expired lease on the last allowed attempt exhausts the message") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: an expired lease on the last allowed attempt exhausts the message",
+                   Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   store::ClaimOptions o = f.ClaimAt();
   o.max_attempts = 1;
@@ -126,8 +130,9 @@ TEST_CASE("lease: an expired lease on the last allowed attempt exhausts the mess
   CHECK(got->last_error->find("exhausted") != std::string::npos);
 }
 
-TEST_CASE("lease: reopening the database voids leases left by a stopped process") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: reopening the database voids leases left by a stopped process", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   REQUIRE(f.store().Claim(f.ClaimAt())->size() == 1);
   f.Reopen();  // as after a crash: the new process is the only one that can hold leases
@@ -139,8 +144,9 @@ TEST_CASE("lease: reopening the database voids leases left by a stopped process"
   CHECK((*f.store().ListAttempts("alice", m.id))[0].outcome == AttemptOutcome::kUnknown);
 }
 
-TEST_CASE("lease: an unused claim is handed back without a trace") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: an unused claim is handed back without a trace", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   auto claimed = f.store().Claim(f.ClaimAt());
   REQUIRE(claimed->size() == 1);
@@ -154,8 +160,9 @@ TEST_CASE("lease: an unused claim is handed back without a trace") {
   CHECK(again->front().attempt_number == 1);
 }
 
-TEST_CASE("lease: a result and the next claim share one transaction") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: a result and the next claim share one transaction", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message first = f.Enqueue();
   Message second = f.Enqueue();
   auto claimed = f.store().Claim(f.ClaimAt(1));
@@ -184,8 +191,9 @@ TEST_CASE("lease: a result and the next claim share one transaction") {
   CHECK(f.store().Get("alice", second.id)->status == MessageStatus::kSent);
 }
 
-TEST_CASE("lease: a fenced result still lets the worker claim its next message") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: a fenced result still lets the worker claim its next message", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   f.Enqueue();
   auto claimed = f.store().Claim(f.ClaimAt(1));
   REQUIRE(claimed.ok());
@@ -199,8 +207,9 @@ TEST_CASE("lease: a fenced result still lets the worker claim its next message")
   CHECK(both->claimed.front().message.id == other.id);
 }
 
-TEST_CASE("lease: an enqueue can claim its own message in the same transaction") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: an enqueue can claim its own message in the same transaction", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   store::NewMessage nm = f.NewMessage("alice", "key-1");
   auto stored = f.store().EnqueueAndClaim(nm, f.ClaimAt(1));
   REQUIRE(stored.ok());
@@ -221,8 +230,9 @@ TEST_CASE("lease: an enqueue can claim its own message in the same transaction")
   CHECK_FALSE(again->claimed.has_value());
 }
 
-TEST_CASE("lease: a claim without housekeeping still never takes an expired message") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("lease: a claim without housekeeping still never takes an expired message",
+                   Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   store::NewMessage nm = f.NewMessage();
   nm.expires_at = f.clock().NowMs() + 1000;
   REQUIRE(f.store().Enqueue(nm).ok());

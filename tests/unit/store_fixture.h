@@ -1,4 +1,6 @@
-// A SqliteStore on a real file in a temporary directory, for store-level tests.
+// The store tests' fixture. Tests of the store contract are TEST_CASE_TEMPLATEs over
+// SENDQ_STORE_BACKENDS, so that every backend passes the same suite; tests of one backend's
+// own behaviour (SQLite's file, lock and migrations) use its fixture directly.
 #pragma once
 
 #include <memory>
@@ -11,19 +13,36 @@
 
 namespace sendq::test {
 
-class StoreFixture {
+// A SqliteStore on a real file in a temporary directory.
+class SqliteBackend {
  public:
-  StoreFixture() : ids_(&clock_) { Reopen(); }
+  Result<std::unique_ptr<store::Store>> Open(const Clock* clock) {
+    return store::OpenSqliteStore(path(), store::StoreOptions{}, clock);
+  }
+  std::string path() const { return dir_.File("sendq.db"); }
+
+ private:
+  TempDir dir_;
+};
+
+// Every backend the contract tests run against.
+#define SENDQ_STORE_BACKENDS ::sendq::test::SqliteBackend
+
+// A fresh, empty store of `Backend`, which Reopen() opens again on the same data (a restart).
+template <typename Backend>
+class StoreFixtureFor {
+ public:
+  StoreFixtureFor() : ids_(&clock_) { Reopen(); }
 
   void Reopen() {
     store_.reset();
-    auto opened = store::OpenSqliteStore(path(), store::StoreOptions{}, &clock_);
+    auto opened = backend_.Open(&clock_);
     if (!opened.ok()) throw std::runtime_error(opened.status().ToString());
     store_ = std::move(*opened);
   }
   void Close() { store_.reset(); }
 
-  std::string path() const { return dir_.File("sendq.db"); }
+  Backend& backend() { return backend_; }
   store::Store& store() { return *store_; }
   FakeClock& clock() { return clock_; }
 
@@ -59,10 +78,15 @@ class StoreFixture {
   }
 
  private:
-  TempDir dir_;
+  Backend backend_;
   FakeClock clock_;
   IdGenerator ids_;
   std::unique_ptr<store::Store> store_;
+};
+
+class StoreFixture : public StoreFixtureFor<SqliteBackend> {
+ public:
+  std::string path() { return backend().path(); }
 };
 
 }  // namespace sendq::test

@@ -10,15 +10,16 @@ namespace {
 
 using test::StoreFixture;
 
-TEST_CASE("store: a new database gets the latest schema version") {
+TEST_CASE("sqlite store: a new database gets the latest schema version") {
   StoreFixture f;
   auto version = store::SchemaVersion(f.path());
   REQUIRE(version.ok());
   CHECK(*version == store::EmbeddedMigrations().back().version);
 }
 
-TEST_CASE("store: an enqueued message survives closing and reopening the file") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: an enqueued message survives closing and reopening the file", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   CHECK(m.status == MessageStatus::kQueued);
   f.Reopen();
@@ -31,8 +32,9 @@ TEST_CASE("store: an enqueued message survives closing and reopening the file") 
   CHECK(got->attempts == 0);
 }
 
-TEST_CASE("store: another producer's message is not found") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: another producer's message is not found", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue("alice");
   auto got = f.store().Get("bob", m.id);
   CHECK(got.status().IsNotFound());
@@ -40,14 +42,14 @@ TEST_CASE("store: another producer's message is not found") {
   CHECK(f.store().Cancel("bob", m.id, f.clock().NowMs()).status().IsNotFound());
 }
 
-TEST_CASE("store: a second process cannot open the same database") {
+TEST_CASE("sqlite store: a second process cannot open the same database") {
   StoreFixture f;
   FakeClock clock;
   auto second = store::OpenSqliteStore(f.path(), {}, &clock);
   CHECK(second.status().IsUnavailable());
 }
 
-TEST_CASE("store: a database from a newer sendq is refused") {
+TEST_CASE("sqlite store: a database from a newer sendq is refused") {
   StoreFixture f;
   f.Close();
   sqlite3* db = nullptr;
@@ -60,8 +62,8 @@ TEST_CASE("store: a database from a newer sendq is refused") {
   CHECK(reopened.status().message().find("newer") != std::string::npos);
 }
 
-TEST_CASE("store: cancel works on queued messages only") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: cancel works on queued messages only", Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   auto canceled = f.store().Cancel("alice", m.id, f.clock().NowMs());
   REQUIRE(canceled.ok());
@@ -75,8 +77,9 @@ TEST_CASE("store: cancel works on queued messages only") {
   CHECK(claimed->empty());
 }
 
-TEST_CASE("store: retry brings a failed message back with a fresh validity") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: retry brings a failed message back with a fresh validity", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   CHECK(f.store().Retry("alice", m.id, f.clock().NowMs(), 0).status().IsConflict());
   auto claimed = f.store().Claim(f.ClaimAt());
@@ -104,8 +107,9 @@ TEST_CASE("store: retry brings a failed message back with a fresh validity") {
   CHECK_FALSE(retried->last_error.has_value());
 }
 
-TEST_CASE("store: list pages newest first with filters and a cursor") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: list pages newest first with filters and a cursor", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
     ids.push_back(
@@ -156,8 +160,9 @@ TEST_CASE("store: list pages newest first with filters and a cursor") {
   CHECK(page->messages.empty());
 }
 
-TEST_CASE("store: stats count by status and find the oldest queued message") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: stats count by status and find the oldest queued message", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message first = f.Enqueue();
   f.clock().Advance(500);
   Message second = f.Enqueue();
@@ -170,8 +175,9 @@ TEST_CASE("store: stats count by status and find the oldest queued message") {
   CHECK(*stats->oldest_queued_created_at == first.created_at);
 }
 
-TEST_CASE("store: the next wake time is the soonest due message, expiry or lease") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: the next wake time is the soonest due message, expiry or lease", Backend,
+                   SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   auto empty = f.store().NextWakeAt();
   REQUIRE(empty.ok());
   CHECK_FALSE(empty->has_value());
@@ -186,8 +192,9 @@ TEST_CASE("store: the next wake time is the soonest due message, expiry or lease
   CHECK(**wake == f.clock().NowMs() + 60'000);  // the lease
 }
 
-TEST_CASE("store: a queued message whose validity ran out fails at the next claim") {
-  StoreFixture f;
+TEST_CASE_TEMPLATE("store: a queued message whose validity ran out fails at the next claim",
+                   Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
   f.clock().Advance(3'600'000);
   auto claimed = f.store().Claim(f.ClaimAt());
@@ -200,7 +207,7 @@ TEST_CASE("store: a queued message whose validity ran out fails at the next clai
   CHECK(got->last_error->find("expired") != std::string::npos);
 }
 
-TEST_CASE("store: the database passes an integrity check after use") {
+TEST_CASE("sqlite store: the database passes an integrity check after use") {
   StoreFixture f;
   for (int i = 0; i < 50; ++i) f.Enqueue();
   REQUIRE(f.store().Claim(f.ClaimAt(20)).ok());
@@ -221,10 +228,11 @@ TEST_CASE("store: the database passes an integrity check after use") {
 namespace sendq {
 namespace {
 
-TEST_CASE("store: a read after a half-read query still sees newer commits") {
+TEST_CASE_TEMPLATE("store: a read after a half-read query still sees newer commits", Backend,
+                   SENDQ_STORE_BACKENDS) {
   // NextWakeAt reads one row of a query; a pooled connection that kept that statement open
   // would keep its old snapshot and miss everything committed since.
-  test::StoreFixture f;
+  test::StoreFixtureFor<Backend> f;
   f.Enqueue();
   REQUIRE(f.store().NextWakeAt().ok());
   Message later = f.Enqueue();
@@ -241,7 +249,9 @@ TEST_CASE("store: a read after a half-read query still sees newer commits") {
 namespace sendq {
 namespace {
 
-TEST_CASE("store: a version-1 database is upgraded in place with its messages and ledger") {
+TEST_CASE(
+    "sqlite store: a version-1 database is upgraded in place to the latest, messages and ledger "
+    "intact") {
   test::TempDir dir;
   const std::string path = dir.path() + "/v1.db";
   sqlite3* db = nullptr;
@@ -257,13 +267,16 @@ TEST_CASE("store: a version-1 database is upgraded in place with its messages an
       "\"+14155552671\",\"body\":\"q\"}', 'a', '+14155552671', 0, 1, 1, 3, 1000, 2000, 3000, "
       "9000000000000);"
       "INSERT INTO messages (id, producer, request, status, attempts, attempt_count, version, "
-      "created_at, updated_at, next_attempt_at, expires_at, sent_at, provider_message_id) VALUES "
+      "created_at, updated_at, next_attempt_at, expires_at, sent_at, provider_message_id, "
+      "upstream_response) VALUES "
       "('sq_01m8rydtcp3vx3ta2nczfq6bve', 'alice', '{\"number_id\":\"n\",\"to_number\":"
       "\"+14155552672\",\"body\":\"s\"}', 2, 1, 1, 4, 1000, 2500, 1000, 9000000000000, 2500, "
-      "'msg_1');"
+      "'msg_1', '{\"id\":\"msg_1\",\"status\":\"sent\"}');"
       "INSERT INTO attempts (message_id, number, started_at, finished_at, outcome, http_status, "
-      "charged) VALUES ('sq_01m8rydtcn3r8k5nzt941b0fqe', 1, 1500, 1600, 1, 503, 1), "
-      "('sq_01m8rydtcp3vx3ta2nczfq6bve', 1, 2400, 2500, 0, 200, 1);";
+      "response_body, charged) VALUES "
+      "('sq_01m8rydtcn3r8k5nzt941b0fqe', 1, 1500, 1600, 1, 503, '{\"detail\":\"busy\"}', 1), "
+      "('sq_01m8rydtcp3vx3ta2nczfq6bve', 1, 2400, 2500, 0, 200, "
+      "'{\"id\":\"msg_1\",\"status\":\"sent\"}', 1);";
   REQUIRE(sqlite3_exec(db, rows, nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
 
@@ -287,10 +300,28 @@ TEST_CASE("store: a version-1 database is upgraded in place with its messages an
   CHECK(sent->status == MessageStatus::kSent);
   CHECK(sent->provider_message_id == "msg_1");
   CHECK(sent->sent_at == 2500);
+  CHECK(sent->request_json == R"({"number_id":"n","to_number":"+14155552672","body":"s"})");
+  CHECK(sent->upstream_response == R"({"id":"msg_1","status":"sent"})");
   auto ledger = s.ListAttempts("alice", "sq_01m8rydtcn3r8k5nzt941b0fqe");
   REQUIRE(ledger.ok());
   REQUIRE(ledger->size() == 1);
   CHECK((*ledger)[0].http_status == 503);
+  CHECK((*ledger)[0].response_body == R"({"detail":"busy"})");
+  // Version 3 keeps AgentPhone's answer once: the sending attempt reads it from the message.
+  auto sent_ledger = s.ListAttempts("alice", "sq_01m8rydtcp3vx3ta2nczfq6bve");
+  REQUIRE(sent_ledger.ok());
+  REQUIRE(sent_ledger->size() == 1);
+  CHECK((*sent_ledger)[0].response_body == R"({"id":"msg_1","status":"sent"})");
+  sqlite3* upgraded = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &upgraded) == SQLITE_OK);
+  sqlite3_stmt* copies = nullptr;
+  REQUIRE(sqlite3_prepare_v2(upgraded,
+                             "SELECT count(*) FROM attempts WHERE response_body IS NOT NULL", -1,
+                             &copies, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(copies) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(copies, 0) == 1);  // the 503's body; the answer is not copied
+  sqlite3_finalize(copies);
+  sqlite3_close(upgraded);
   // The upgraded message is claimed like any other.
   store::ClaimOptions claim;
   claim.now = 5000;
@@ -300,6 +331,8 @@ TEST_CASE("store: a version-1 database is upgraded in place with its messages an
   REQUIRE(claimed->size() == 1);
   CHECK((*claimed)[0].message.id == "sq_01m8rydtcn3r8k5nzt941b0fqe");
   CHECK((*claimed)[0].attempt_number == 2);
+  CHECK((*claimed)[0].message.request_json ==
+        R"({"agent_id":"a","to_number":"+14155552671","body":"q"})");
 }
 
 }  // namespace
@@ -308,8 +341,9 @@ TEST_CASE("store: a version-1 database is upgraded in place with its messages an
 namespace sendq {
 namespace {
 
-TEST_CASE("store: one claim of many gives bulk its one in ten, not the whole claim") {
-  test::StoreFixture f;
+TEST_CASE_TEMPLATE("store: one claim of many gives bulk its one in ten, not the whole claim",
+                   Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   for (int i = 0; i < 60; ++i) {
     for (Priority p : {Priority::kHigh, Priority::kBulk}) {
       store::NewMessage nm = f.NewMessage("alice", std::nullopt, fmt::format("+1415555{:04}", i));
@@ -330,8 +364,9 @@ TEST_CASE("store: one claim of many gives bulk its one in ten, not the whole cla
   CHECK(bulk <= 5);  // and not a whole claim
 }
 
-TEST_CASE("store: pacing books a slot once; a message moved for a 429 books again") {
-  test::StoreFixture f;
+TEST_CASE_TEMPLATE("store: pacing books a slot once; a message moved for a 429 books again",
+                   Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
   Pacer::Options options;
   options.sender_rate = *ParseRate("1/s:1");
   Pacer pacer(options);

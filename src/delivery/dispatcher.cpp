@@ -45,8 +45,9 @@ void Dispatcher::Start() {
     if (changes.work_added) WakeUp();
   });
   MutexLock guard(&mu_);
-  idle_wait_ = subscription_ ? kMaxIdleWait : options_.poll_interval;
-  if (!subscription_) log::Info("store_polled", {{"interval_ms", options_.poll_interval}});
+  store_polled_ = subscription_ == nullptr;
+  idle_wait_ = store_polled_ ? options_.poll_interval : kMaxIdleWait;
+  if (store_polled_) log::Info("store_polled", {{"interval_ms", options_.poll_interval}});
   running_threads_ = options_.workers + 1;
   dispatcher_thread_ = std::thread([this] {
     NameThisThread("sendq-dispatch");
@@ -111,6 +112,7 @@ void Dispatcher::HandOff(std::optional<store::ClaimedMessage> claimed) {
 }
 
 int Dispatcher::Stop(TimeMs deadline) {
+  // Not under mu_: a notice being delivered holds the store's listeners and waits for mu_.
   subscription_.reset();
   MutexLock lock(&mu_);
   stopping_ = true;
@@ -175,7 +177,7 @@ void Dispatcher::DispatchLoop() {
                EffectiveWakeAtLocked() != wake_at;
       });
       // Polling a store that cannot tell of changes: look for work at every interval.
-      if (!woken && !subscription_) next_wake_at_ = std::min(next_wake_at_, clock_->NowMs());
+      if (!woken && store_polled_) next_wake_at_ = std::min(next_wake_at_, clock_->NowMs());
       continue;
     }
     int limit = free_workers;

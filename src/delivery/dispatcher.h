@@ -154,9 +154,11 @@ class Dispatcher {
 
   std::atomic<TimeMs> last_housekeeping_{0};  // when a claim last did the housekeeping
 
-  // Set by Start, reset by Stop: the store's notices of added work (nullptr: it is polled).
+  // Set by Start, reset by Stop (by the thread that calls them): the store's notices of added
+  // work, or nullptr when it cannot tell of changes.
   std::unique_ptr<store::Subscription> subscription_;
-  DurationMs idle_wait_ GUARDED_BY(mu_) = 0;  // the longest sleep with nothing due
+  bool store_polled_ GUARDED_BY(mu_) = false;  // the store cannot tell: look every poll_interval
+  DurationMs idle_wait_ GUARDED_BY(mu_) = 0;   // the longest sleep with nothing due
 
   std::thread dispatcher_thread_;
   std::vector<std::thread> worker_threads_;

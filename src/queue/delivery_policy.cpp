@@ -111,7 +111,7 @@ LostLeaseDecision DecideAfterLostLease(const DeliveryPolicy& policy, const Messa
   return d;
 }
 
-ValidityEndDecision DecideAfterValidityEnded(const Message&) {
+ValidityEndDecision DecideAfterValidityEnded() {
   return ValidityEndDecision{MessageStatus::kFailed, kExpiredWhileQueued};
 }
 

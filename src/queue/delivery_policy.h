@@ -46,12 +46,13 @@ LostLeaseDecision DecideAfterLostLease(const DeliveryPolicy& policy, const Messa
 inline constexpr const char* kExpiredWhileQueued =
     "expired: its validity (expires_at) ran out before it could be delivered";
 
-// A queued message whose validity (expires_at) ran out before it could be delivered.
+// What becomes of a queued message whose validity (expires_at) ran out before it could be
+// delivered: the same for every such message, so the store applies it to all of them at once.
 struct ValidityEndDecision {
   MessageStatus new_status = MessageStatus::kFailed;
   std::string last_error;
 };
-ValidityEndDecision DecideAfterValidityEnded(const Message& message);
+ValidityEndDecision DecideAfterValidityEnded();
 
 // After a 429 (too many requests): the time until which the message's sender waits, from
 // Retry-After or else the first backoff step; nullopt for any other answer. The attempt is

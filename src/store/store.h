@@ -108,7 +108,10 @@ struct QueueGroup {
 
 // What one commit changed.
 struct Changes {
-  std::vector<std::string> message_ids;  // every message whose state or record changed
+  // Messages whose status, attempts or answer changed (what a long poll waits for): claims,
+  // results, cancels, retries, expiries and recovered leases. Moves that change only when a
+  // message may go (a lane's release, a window's or pacing slot's postponement) are not here.
+  std::vector<std::string> message_ids;
   // A message became claimable: enqueued (and not claimed with it), released by the end of the
   // message before it in its lane, retried, or handed back unused.
   bool work_added = false;
@@ -118,7 +121,8 @@ struct Changes {
 // must not call back into the store.
 using ChangeListener = std::function<void(const Changes&)>;
 
-// Listening ends when this is destroyed.
+// Listening ends when this is destroyed, which must be before the store is, and never from
+// within the listener.
 class Subscription {
  public:
   virtual ~Subscription() = default;

@@ -110,9 +110,16 @@ std::future<Result<CompleteAndClaimResult>> FaultyStore::CompleteAndClaimAsync(A
     failed.set_value(DiskFull());
     return failed.get_future();
   }
-  // A failed claim after a result: the result is recorded, the claim is not made.
-  if (claims_fail_) next.limit = 0;
+  if (claims_fail_ && next.limit > 0) {
+    std::promise<Result<CompleteAndClaimResult>> failed;
+    failed.set_value(ClaimFailed());
+    return failed.get_future();
+  }
   return StoreWrapper::CompleteAndClaimAsync(std::move(result), next);
+}
+Status FaultyStore::Unclaim(const std::string& id, int64_t version, int attempt_number) {
+  if (disk_full_) return DiskFull();
+  return StoreWrapper::Unclaim(id, version, attempt_number);
 }
 Status FaultyStore::CheckWritable() {
   if (disk_full_) return DiskFull();

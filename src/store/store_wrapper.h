@@ -45,8 +45,6 @@ class StoreWrapper : public Store {
   Status CheckWritable() override;
   std::unique_ptr<Subscription> Subscribe(ChangeListener listener) override;
 
-  Store& inner() { return *inner_; }
-
  private:
   std::unique_ptr<Store> owned_;
   Store* const inner_;
@@ -57,9 +55,11 @@ class FaultyStore final : public StoreWrapper {
   using StoreWrapper::StoreWrapper;
 
   // Every write fails as on a full disk (NoSpace, as SQLITE_FULL gives): enqueues,
-  // claims, results, cancels, retries and the readiness check.
+  // claims, results, unclaims, cancels, retries and the readiness check.
   void set_disk_full(bool full) { disk_full_ = full; }
-  // Claims (alone or after a result) fail, and nothing else.
+  // Claims fail: Claim, and CompleteAndClaimAsync whenever it would claim (its transaction
+  // fails whole, so the result is not recorded either). Enqueues are stored without the claim
+  // they asked for, as when no worker is idle.
   void set_claims_fail(bool fail) { claims_fail_ = fail; }
   // Subscribe answers nullptr, as a backend that cannot tell of changes.
   void set_cannot_notify(bool cannot) { cannot_notify_ = cannot; }
@@ -78,6 +78,7 @@ class FaultyStore final : public StoreWrapper {
   Result<bool> Complete(const AttemptResult& result) override;
   std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
                                                                     ClaimOptions next) override;
+  Status Unclaim(const std::string& id, int64_t version, int attempt_number) override;
   Status CheckWritable() override;
   std::unique_ptr<Subscription> Subscribe(ChangeListener listener) override;
 

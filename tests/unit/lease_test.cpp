@@ -1,5 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <vector>
+
 #include "store_fixture.h"
 
 namespace sendq {
@@ -245,6 +252,93 @@ TEST_CASE_TEMPLATE("lease: a claim without housekeeping still never takes an exp
   CHECK(f.store().Get("alice", nm.id)->status == MessageStatus::kQueued);  // not failed yet
   REQUIRE(f.store().Claim(f.ClaimAt()).ok());                              // with housekeeping
   CHECK(f.store().Get("alice", nm.id)->status == MessageStatus::kFailed);
+}
+
+// Collects the store's notices of its commits.
+class ChangeLog {
+ public:
+  explicit ChangeLog(store::Store& s)
+      : subscription_(s.Subscribe([this](const store::Changes& changes) {
+          std::lock_guard<std::mutex> lock(mu_);
+          notices_.push_back(changes);
+          cv_.notify_all();
+        })) {}
+
+  // The next notice not taken yet (waits, bounded in real time, for it to come).
+  std::optional<store::Changes> Next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return notices_.size() > taken_; })) {
+      return std::nullopt;
+    }
+    return notices_[taken_++];
+  }
+  bool subscribed() const { return subscription_ != nullptr; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<store::Changes> notices_;  // GUARDED_BY(mu_)
+  size_t taken_ = 0;                     // GUARDED_BY(mu_)
+  std::unique_ptr<store::Subscription> subscription_;
+};
+
+bool Names(const store::Changes& changes, const std::string& id) {
+  return std::find(changes.message_ids.begin(), changes.message_ids.end(), id) !=
+         changes.message_ids.end();
+}
+
+TEST_CASE_TEMPLATE("store: subscribers hear which messages changed and when work was added",
+                   Backend, SENDQ_STORE_BACKENDS) {
+  test::StoreFixtureFor<Backend> f;
+  ChangeLog log(f.store());
+  REQUIRE(log.subscribed());
+
+  // An enqueue the dispatcher must take: work added.
+  REQUIRE(f.store().Enqueue(f.NewMessage()).ok());
+  auto enqueued = log.Next();
+  REQUIRE(enqueued);
+  CHECK(enqueued->work_added);
+
+  // Enqueued and claimed in one commit: changed, but nothing left for the dispatcher.
+  store::NewMessage head = f.NewMessage();
+  head.ordering_key = "conversation";
+  auto claimed_head = f.store().EnqueueAndClaim(head, f.ClaimAt(1));
+  REQUIRE(claimed_head.ok());
+  REQUIRE(claimed_head->claimed);
+  auto claimed = log.Next();
+  REQUIRE(claimed);
+  CHECK_FALSE(claimed->work_added);
+  CHECK(Names(*claimed, head.id));
+
+  // The head's result releases the next of its lane, which the claim in the same commit takes.
+  store::NewMessage second = f.NewMessage();
+  second.ordering_key = "conversation";
+  REQUIRE(f.store().Enqueue(second).ok());  // held: no work added, nothing to tell
+  auto both =
+      f.store()
+          .CompleteAndClaimAsync(Sent(*claimed_head->claimed, f.clock().NowMs()), f.ClaimAt(5))
+          .get();
+  REQUIRE(both.ok());
+  auto completed = log.Next();
+  REQUIRE(completed);
+  CHECK(Names(*completed, head.id));
+  CHECK(Names(*completed, second.id));  // claimed along with the result
+  CHECK_FALSE(completed->work_added);
+
+  // A result with no claim beside it: the released message is work added.
+  store::NewMessage third = f.NewMessage();
+  third.ordering_key = "conversation";
+  REQUIRE(f.store().Enqueue(third).ok());
+  const store::ClaimedMessage* leased_second = nullptr;
+  for (const store::ClaimedMessage& c : both->claimed) {
+    if (c.message.id == second.id) leased_second = &c;
+  }
+  REQUIRE(leased_second != nullptr);
+  REQUIRE(f.store().Complete(Sent(*leased_second, f.clock().NowMs())).ok());
+  auto released = log.Next();
+  REQUIRE(released);
+  CHECK(Names(*released, second.id));
+  CHECK(released->work_added);
 }
 
 }  // namespace

@@ -7,8 +7,9 @@
 //                    With --batch N the body is POST /v1/messages/batch's, N example requests,
 //                    and messages/s counts N per 2xx answer; --save-ids FILE writes every
 //                    --save-every'th accepted id, one per line, for `lookup`.
-//                    --distinct-recipients sends each request to a recipient of its own, so
-//                    each message is its own conversation (none waits behind another).
+//                    --distinct-recipients sends each message (of a batch too) to a recipient
+//                    of its own, so each message is its own conversation (none waits behind
+//                    another).
 //   lookup           GET /v1/messages/{id} for ids read from a file, in random order, closed
 //                    loop on C connections, for --requests requests. Reports latency.
 //   direct-upstream  The drain baseline: C clients POST the example request straight to a (fake)
@@ -117,11 +118,19 @@ constexpr std::string_view kExampleRecipient = "+14155552671";
 // A number of its own for request `n`: +1 212 then seven digits (10 million distinct).
 std::string DistinctRecipient(int64_t n) { return fmt::format("+1212{:07}", n % 10'000'000); }
 
-// `body` with the example recipient replaced by `recipient` (unchanged if it has none).
-std::string WithRecipient(const std::string& body, const std::string& recipient) {
-  const size_t at = body.find(kExampleRecipient);
-  if (at == std::string::npos) return body;
-  return body.substr(0, at) + recipient + body.substr(at + kExampleRecipient.size());
+// `body` with every occurrence of the example recipient (one per message of a batch) replaced
+// by a fresh recipient, numbered from `next`.
+std::string WithDistinctRecipients(const std::string& body, std::atomic<int64_t>& next) {
+  std::string out;
+  size_t from = 0;
+  for (size_t at = body.find(kExampleRecipient); at != std::string::npos;
+       at = body.find(kExampleRecipient, from)) {
+    out.append(body, from, at - from);
+    out += DistinctRecipient(next.fetch_add(1));
+    from = at + kExampleRecipient.size();
+  }
+  out.append(body, from, std::string::npos);
+  return out;
 }
 
 // Nearest-rank percentiles of `samples` (sorted in place), in the samples' unit.
@@ -262,8 +271,7 @@ Json RunLoad(const std::string& mode, const LoadOptions& o) {
         }
         httplib::Result res =
             o.distinct_recipients
-                ? client->Post(url.path, headers,
-                               WithRecipient(o.body, DistinctRecipient(recipients.fetch_add(1))),
+                ? client->Post(url.path, headers, WithDistinctRecipients(o.body, recipients),
                                "application/json")
                 : client->Post(url.path, headers, o.body, "application/json");
         const SteadyTime t1 = Now();

@@ -193,32 +193,30 @@ Result<std::vector<ClaimedMessage>> Claimer::AdmitAndLease(Db& db,
 }
 
 Status ExpireQueued(Db& db, TimeMs now) {
-  static const std::string select_sql = Sql("SELECT " SENDQ_STATE_COLUMNS
-                                            " FROM messages INDEXED BY messages_expiry "
-                                            "WHERE status = {queued} AND expires_at <= ?1");
-  Result<Stmt*> select = db.Prepare(select_sql.c_str());
-  if (!select.ok()) return select.status();
-  (*select)->Bind(1, now);
-  Result<std::vector<Message>> expired = CollectMessages(*select);
-  if (!expired.ok()) return expired.status();
-  for (const Message& m : *expired) {
-    const ValidityEndDecision decision = DecideAfterValidityEnded(m);
-    Result<Stmt*> update = db.Prepare(
-        "UPDATE messages SET status = ?3, version = version + 1, updated_at = ?4, "
-        "last_error = ?5 WHERE id = ?1 AND version = ?2");
-    if (!update.ok()) return update.status();
-    (*update)
-        ->Bind(1, m.id)
-        .Bind(2, m.version)
-        .Bind(3, static_cast<int64_t>(decision.new_status))
-        .Bind(4, now)
-        .Bind(5, decision.last_error);
-    if (Status st = (*update)->Run(); !st.ok()) return st;
-    db.NoteChanged(m.id);
-    log::Info("message_expired", {{"message_id", m.id}});
-    if (IsTerminal(decision.new_status)) {
-      if (Status st = ReleaseLane(db, m.producer, m.ordering_key); !st.ok()) return st;
-    }
+  const ValidityEndDecision decision = DecideAfterValidityEnded();
+  static const std::string sql =
+      Sql("UPDATE messages INDEXED BY messages_expiry SET status = ?2, version = version + 1, "
+          "updated_at = ?1, last_error = ?3 WHERE status = {queued} AND expires_at <= ?1 "
+          "RETURNING id, producer, ordering_key");
+  Result<Stmt*> stmt = db.Prepare(sql.c_str());
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)
+      ->Bind(1, now)
+      .Bind(2, static_cast<int64_t>(decision.new_status))
+      .Bind(3, decision.last_error);
+  std::vector<std::pair<std::string, std::optional<std::string>>> lanes;
+  for (;;) {
+    Result<bool> row = (*stmt)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    db.NoteChanged((*stmt)->Text(0));
+    log::Info("message_expired", {{"message_id", (*stmt)->Text(0)}});
+    if (auto key = (*stmt)->OptText(2)) lanes.emplace_back((*stmt)->Text(1), std::move(key));
+  }
+  (*stmt)->Reset();
+  if (!IsTerminal(decision.new_status)) return Status::Ok();
+  for (const auto& [producer, key] : lanes) {
+    if (Status st = ReleaseLane(db, producer, key); !st.ok()) return st;
   }
   return Status::Ok();
 }
@@ -270,10 +268,12 @@ Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
         .Bind(5, decision.last_error);
     if (Status st = (*update)->Run(); !st.ok()) return st;
     db.NoteChanged(m.id);
-    // Outcome unknown and retried (due now, as the claim that follows finds), it still holds
-    // its lane; failed, it lets the next go.
+    // Outcome unknown and retried (due now), it still holds its lane; failed, it lets the
+    // next go.
     if (IsTerminal(next)) {
       if (Status st = ReleaseLane(db, m.producer, m.ordering_key); !st.ok()) return st;
+    } else {
+      db.NoteWorkAdded();
     }
     log::Warn("lease_expired",
               {{"message_id", m.id}, {"attempt", attempt_number}, {"status", StatusName(next)}});

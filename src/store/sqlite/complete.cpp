@@ -12,7 +12,7 @@ std::optional<int64_t> OptBool(const std::optional<bool>& b) {
 
 }  // namespace
 
-Result<bool> RecordResult(Db& db, const AttemptResult& r) {
+Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::string>* released) {
   static const std::string update_sql =
       Sql("UPDATE messages SET status = ?3, attempts = attempts + ?4, version = version + 1, "
           "updated_at = ?5, next_attempt_at = ?6, lease_until = NULL, last_error = ?7, "
@@ -50,7 +50,7 @@ Result<bool> RecordResult(Db& db, const AttemptResult& r) {
   // Queued again, it is due when the worker tells the dispatcher; final, it may release the
   // next message of its lane (work added).
   if (IsTerminal(r.new_status)) {
-    if (Status st = ReleaseLane(db, producer, ordering_key); !st.ok()) return st;
+    if (Status st = ReleaseLane(db, producer, ordering_key, released); !st.ok()) return st;
   }
   // AgentPhone's answer is kept once, in `answers`; the ledger reads it from there.
   const bool answer_kept = r.upstream_response.has_value();
@@ -89,7 +89,7 @@ Status Unclaim(Db& db, const std::string& id, int64_t version, int attempt_numbe
   if (!update.ok()) return update.status();
   (*update)->Bind(1, id).Bind(2, version);
   if (Status st = (*update)->Run(); !st.ok()) return st;
-  if (db.Changes() == 0) return Status::Ok();
+  if (db.RowsChanged() == 0) return Status::Ok();
   db.NoteChanged(id);
   db.NoteWorkAdded();
   Result<Stmt*> remove = db.Prepare("DELETE FROM attempts WHERE message_id = ?1 AND number = ?2");

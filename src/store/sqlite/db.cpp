@@ -165,7 +165,7 @@ void Db::ResetAll() {
   for (auto& entry : cache_) entry.second->Reset();
 }
 
-int64_t Db::Changes() const { return sqlite3_changes64(db_); }
+int64_t Db::RowsChanged() const { return sqlite3_changes64(db_); }
 
 bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 

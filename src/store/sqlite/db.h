@@ -77,19 +77,19 @@ class Db {
   // Resets every cached statement. A statement left mid-result keeps its read transaction
   // (and so an old snapshot) open; call this whenever a unit of work is done.
   void ResetAll();
-  int64_t Changes() const;
+  int64_t RowsChanged() const;  // rows the last statement changed
   bool InTransaction() const;
 
   // What the current transaction changed, for the store's subscribers (a commit wakes only
   // those messages' long polls). The writer undoes a task's notes when the task rolls back.
   void NoteChanged(std::string id) { changes_.message_ids.push_back(std::move(id)); }
   void NoteWorkAdded() { changes_.work_added = true; }
-  store::Changes& changes() { return changes_; }
+  Changes& pending_changes() { return changes_; }
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  store::Changes changes_;
+  Changes changes_;
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> cache_;
 };
 

@@ -20,17 +20,25 @@ Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::strin
   return LanePlace{last.value_or(0) + 1, last.has_value()};
 }
 
-Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key) {
+Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key,
+                   std::vector<std::string>* released) {
   if (!key) return Status::Ok();
   static const std::string sql =
       Sql("UPDATE messages SET held = 0 WHERE id = (SELECT id FROM messages INDEXED BY "
           "messages_lanes WHERE producer = ?1 AND ordering_key = ?2 AND status < {sent} "
-          "ORDER BY lane_seq LIMIT 1) AND held = 1");
+          "ORDER BY lane_seq LIMIT 1) AND held = 1 RETURNING id");
   Result<Stmt*> stmt = db.Prepare(sql.c_str());
   if (!stmt.ok()) return stmt.status();
   (*stmt)->Bind(1, producer).Bind(2, *key);
-  if (Status st = (*stmt)->Run(); !st.ok()) return st;
-  if (db.Changes() > 0) db.NoteWorkAdded();
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Status::Ok();
+  if (released != nullptr) {
+    released->push_back((*stmt)->Text(0));
+  } else {
+    db.NoteWorkAdded();
+  }
+  (*stmt)->Reset();
   return Status::Ok();
 }
 

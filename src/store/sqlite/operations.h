@@ -52,8 +52,11 @@ struct LanePlace {
   bool held = false;
 };
 Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::string& key);
-// A message of this lane became final: its first message that is not final may go now.
-Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key);
+// A message of this lane became final: its first message that is not final may go now. That
+// is work added (Db::NoteWorkAdded), unless `released` is given: then the released message's
+// id goes there and noting it is the caller's.
+Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key,
+                   std::vector<std::string>* released = nullptr);
 
 // --- enqueue.cpp ---------------------------------------------------------------------------
 
@@ -91,8 +94,10 @@ Status RecoverExpiredLeases(Db& db, const ClaimOptions& options);
 
 // --- complete.cpp --------------------------------------------------------------------------
 
-// Complete(): false when the lease was taken over (the version moved on).
-Result<bool> RecordResult(Db& db, const AttemptResult& result);
+// Complete(): false when the lease was taken over (the version moved on). `released` as for
+// ReleaseLane.
+Result<bool> RecordResult(Db& db, const AttemptResult& result,
+                          std::vector<std::string>* released = nullptr);
 Status Unclaim(Db& db, const std::string& id, int64_t version, int attempt_number);
 
 // --- transitions.cpp: producers' changes ---------------------------------------------------

@@ -35,7 +35,7 @@ Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
     a.error = s.OptText(5);
     a.response_body = s.OptText(6);
     a.charged = s.Int(7) != 0;
-    // The answer of the attempt that sent the message is kept once, with the message.
+    // The answer of the attempt that sent the message is kept once, in `answers`.
     if (a.outcome == AttemptOutcome::kSent && !a.response_body && (*m)->upstream_response) {
       a.response_body = TruncateStoredResponse(*(*m)->upstream_response);
     }

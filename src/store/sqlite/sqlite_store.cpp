@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -40,6 +41,18 @@ class LockFile {
   int fd_;
 };
 
+// Corruption if any row refers to a row that does not exist.
+Status CheckForeignKeys(Db& db) {
+  Result<Stmt*> check = db.Prepare("PRAGMA foreign_key_check");
+  if (!check.ok()) return check.status();
+  Result<bool> violation = (*check)->Step();
+  if (!violation.ok()) return violation.status();
+  if (!*violation) return Status::Ok();
+  const std::string table = (*check)->Text(0);
+  (*check)->Reset();
+  return Status::Corruption(fmt::format("a row of {} refers to a row that does not exist", table));
+}
+
 Status ApplyMigrations(Db& db) {
   Result<Stmt*> version_stmt = db.Prepare("PRAGMA user_version");
   if (!version_stmt.ok()) return version_stmt.status();
@@ -55,6 +68,9 @@ Status ApplyMigrations(Db& db) {
                     "upgrade sendq",
                     current, latest));
   }
+  // A migration may rebuild a table that others refer to, so foreign keys are off while they
+  // run (SQLite cannot switch them inside a transaction) and checked before each commit.
+  if (Status st = db.Exec("PRAGMA foreign_keys=OFF"); !st.ok()) return st;
   for (const Migration& m : migrations) {
     if (m.version <= current) continue;
     // Each migration is one transaction: a crash part way leaves the version before it, and
@@ -62,6 +78,7 @@ Status ApplyMigrations(Db& db) {
     Transaction txn(&db, Transaction::Mode::kImmediate);
     if (!txn.begin_status().ok()) return txn.begin_status();
     Status st = db.Exec(m.sql);
+    if (st.ok()) st = CheckForeignKeys(db);
     if (st.ok()) st = db.Exec(fmt::format("PRAGMA user_version = {}", m.version).c_str());
     if (st.ok()) st = txn.Commit();
     if (!st.ok()) {
@@ -69,7 +86,7 @@ Status ApplyMigrations(Db& db) {
     }
     log::Info("schema_migrated", {{"version", m.version}, {"migration", m.name}});
   }
-  return Status::Ok();
+  return db.Exec("PRAGMA foreign_keys=ON");
 }
 
 // The listeners of a store, told of each commit on the writer thread.
@@ -202,13 +219,23 @@ class SqliteStore final : public Store {
                                                                     ClaimOptions next) override {
     return writer_.CallAsync<CompleteAndClaimResult>(
         [this, result = std::move(result), next](Db& db) -> Result<CompleteAndClaimResult> {
-          Result<bool> recorded = RecordResult(db, result);
+          std::vector<std::string> released;
+          Result<bool> recorded = RecordResult(db, result, &released);
           if (!recorded.ok()) return recorded.status();
           CompleteAndClaimResult out{*recorded, {}};
           if (next.limit > 0) {
             Result<std::vector<ClaimedMessage>> claimed = claimer_.Claim(db, next);
             if (!claimed.ok()) return claimed.status();
             out.claimed = std::move(*claimed);
+          }
+          // The next message of the conversation, released by this result, is usually leased
+          // by the claim in the same commit and is at work already. Otherwise (moved for its
+          // window or pacing, or beyond the claim) it is work the dispatcher must look at.
+          for (const std::string& id : released) {
+            const bool leased =
+                std::any_of(out.claimed.begin(), out.claimed.end(),
+                            [&](const ClaimedMessage& c) { return c.message.id == id; });
+            if (!leased) db.NoteWorkAdded();
           }
           return out;
         });

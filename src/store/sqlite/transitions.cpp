@@ -24,7 +24,7 @@ Result<Message> FindIn(Db& db, const std::string& producer, const std::string& i
 Result<Message> ApplyAndRead(Db& db, Stmt& update, const std::string& producer,
                              const std::string& id) {
   if (Status st = update.Run(); !st.ok()) return st;
-  if (db.Changes() == 0) return Status::Internal("message changed during a transition");
+  if (db.RowsChanged() == 0) return Status::Internal("message changed during a transition");
   db.NoteChanged(id);
   Result<std::optional<Message>> changed = FindMessage(db, producer, id);
   if (!changed.ok()) return changed.status();
@@ -86,9 +86,9 @@ Status VoidLeases(Db& db, TimeMs now) {
   if (!stmt.ok()) return stmt.status();
   (*stmt)->Bind(1, now);
   Status st = (*stmt)->Run();
-  if (st.ok() && db.Changes() > 0) {
+  if (st.ok() && db.RowsChanged() > 0) {
     log::Warn("leases_voided",
-              {{"messages", db.Changes()},
+              {{"messages", db.RowsChanged()},
                {"reason", "left in sending by an earlier process; outcome unknown"}});
   }
   return st;

@@ -74,7 +74,7 @@ void Writer::Loop() {
 
 void Writer::CommitBatch(std::deque<Task>& batch) {
   std::vector<Status> results(batch.size());
-  Changes& changes = db_->changes();
+  Changes& changes = db_->pending_changes();
   changes = Changes{};
   Status commit_status;
   {

@@ -4,7 +4,9 @@
 -- and what every status change rewrites. The request and AgentPhone's answer, the large text,
 -- move to tables of their own, each row written once: a status change then rewrites a row of
 -- a few hundred bytes instead of one of a kilobyte or more (which, in a WITHOUT ROWID table,
--- also spilled to an overflow page). They are rowid tables, as SQLite advises for large rows.
+-- also spilled to an overflow page). They are keyed by the message id alone (WITHOUT ROWID:
+-- one b-tree each, not a table and an index); a large request spills to overflow pages, but
+-- it is written once and never rewritten.
 --
 -- AgentPhone's answer is kept once: the ledger row of the attempt that sent the message reads
 -- it from `answers` instead of holding a copy in attempts.response_body.
@@ -18,13 +20,13 @@ CREATE TABLE requests (
   request  TEXT NOT NULL,     -- normalised AgentPhone request (JSON)
   controls TEXT               -- the queue controls as given (canonical JSON), part of the
                               -- idempotency fingerprint
-);
+) WITHOUT ROWID;
 INSERT INTO requests (id, request, controls) SELECT id, request, controls FROM messages ORDER BY id;
 
 CREATE TABLE answers (
   id                TEXT PRIMARY KEY,  -- messages.id
   upstream_response TEXT NOT NULL      -- AgentPhone's 2xx answer, as it came
-);
+) WITHOUT ROWID;
 INSERT INTO answers (id, upstream_response)
   SELECT id, upstream_response FROM messages WHERE upstream_response IS NOT NULL ORDER BY id;
 

@@ -154,9 +154,9 @@ constexpr int kConversationsPerProducer = 4;
 // The README's example request, with a body unique to (producer, sequence), so that every
 // message can be told apart at the upstream too, and the to_number of its conversation.
 std::string MessageBody(int producer, int seq, const std::string& key) {
-  // +1 555 then 8 digits: valid E.164 (11 digits).
+  // +1 555 then 7 digits: a possible US number, as sendq's validation requires.
   const std::string to =
-      "+1555" + std::to_string(10'000'000 + producer * 100'000 + seq % kConversationsPerProducer);
+      "+1555" + std::to_string(1'000'000 + producer * 100 + seq % kConversationsPerProducer);
   return Json(
              {{"agent_id", "agent_12345abcde"},
               {"to_number", to},

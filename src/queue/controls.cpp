@@ -275,12 +275,16 @@ EffectiveControls ResolveControls(const QueueControls& given, const json& reques
   }
   out.priority = given.priority.value_or(Priority::kNormal);
   out.send_at = given.send_at;
+  out.first_due = std::max(created_at, given.send_at.value_or(created_at));
   if (given.expires_at) {
     out.expires_at = *given.expires_at;
+  } else if (given.ttl) {
+    out.expires_at = created_at + *given.ttl;
   } else {
-    out.expires_at = created_at + given.ttl.value_or(defaults.max_age);
+    // The queue's validity counts from when the message is first due: one scheduled for next
+    // month gets --max-age to be delivered once its time comes.
+    out.expires_at = out.first_due + defaults.max_age;
   }
-  out.first_due = std::max(created_at, given.send_at.value_or(created_at));
   if (out.first_due > out.expires_at) {
     errors->push_back({FieldLoc(given, loc_prefix, given.ttl ? "ttl" : "send_at"),
                        "Value error, the message would expire before send_at", "value_error"});

@@ -137,6 +137,22 @@ TEST_CASE("controls: validity from expires_at, ttl or --max-age; send_at sets th
   CHECK(errors.size() == 1);
 }
 
+TEST_CASE("controls: a message scheduled past --max-age gets --max-age from its send_at") {
+  std::vector<FieldError> errors;
+  const TimeMs now = At("2026-12-01T12:00:00Z");
+  ControlDefaults defaults;
+  defaults.max_age = 24LL * 3'600'000;
+  QueueControls given;
+  given.send_at = At("2027-01-01T14:00:00Z");  // a month ahead, no validity of its own
+  EffectiveControls e = ResolveControls(given, kRequest, now, defaults, {"body"}, &errors);
+  CHECK(errors.empty());
+  CHECK(e.first_due == At("2027-01-01T14:00:00Z"));
+  CHECK(e.expires_at == At("2027-01-02T14:00:00Z"));
+  // Without send_at, --max-age counts from now.
+  e = ResolveControls(QueueControls{}, kRequest, now, defaults, {"body"}, &errors);
+  CHECK(e.expires_at == now + defaults.max_age);
+}
+
 TEST_CASE("send window: one zone, across midnight, and across a DST change") {
   std::string problem;
   SendWindow w =

@@ -60,6 +60,12 @@ std::unique_ptr<Subscription> StoreWrapper::Subscribe(ChangeListener listener) {
 Status FaultyStore::DiskFull() { return Status::NoSpace("database or disk is full"); }
 Status FaultyStore::ClaimFailed() { return Status::IOError("claim failed (injected)"); }
 
+std::future<Result<CompleteAndClaimResult>> FaultyStore::AnswerNow(Status failure) {
+  std::promise<Result<CompleteAndClaimResult>> answer;
+  answer.set_value(std::move(failure));
+  return answer.get_future();
+}
+
 Result<EnqueueResult> FaultyStore::Enqueue(const NewMessage& message) {
   if (disk_full_) return DiskFull();
   return StoreWrapper::Enqueue(message);
@@ -106,14 +112,10 @@ Result<bool> FaultyStore::Complete(const AttemptResult& result) {
 std::future<Result<CompleteAndClaimResult>> FaultyStore::CompleteAndClaimAsync(AttemptResult result,
                                                                                ClaimOptions next) {
   if (disk_full_) {
-    std::promise<Result<CompleteAndClaimResult>> failed;
-    failed.set_value(DiskFull());
-    return failed.get_future();
+    return AnswerNow(DiskFull());
   }
   if (claims_fail_ && next.limit > 0) {
-    std::promise<Result<CompleteAndClaimResult>> failed;
-    failed.set_value(ClaimFailed());
-    return failed.get_future();
+    return AnswerNow(ClaimFailed());
   }
   return StoreWrapper::CompleteAndClaimAsync(std::move(result), next);
 }

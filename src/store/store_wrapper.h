@@ -85,6 +85,8 @@ class FaultyStore final : public StoreWrapper {
  private:
   static Status DiskFull();
   static Status ClaimFailed();
+  // An answer for CompleteAndClaimAsync that is ready at once.
+  static std::future<Result<CompleteAndClaimResult>> AnswerNow(Status failure);
 
   std::atomic<bool> disk_full_{false};
   std::atomic<bool> claims_fail_{false};

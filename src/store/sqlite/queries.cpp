@@ -59,9 +59,12 @@ Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFil
   if (f.ordering_key) sql += " AND ordering_key = ?10";
   if (f.priority) sql += " AND priority = ?11";
   if (f.scheduled) {
-    sql += *f.scheduled ? Sql(" AND status = {queued} AND send_at > ?12")
-                        : Sql(" AND NOT (status = {queued} AND coalesce(send_at > ?12, 0))");
+    static const std::string scheduled = Sql(" AND status = {queued} AND send_at > ?12");
+    static const std::string not_scheduled =
+        Sql(" AND NOT (status = {queued} AND coalesce(send_at > ?12, 0))");
+    sql += *f.scheduled ? scheduled : not_scheduled;
   }
+
   if (f.agent_id) sql += " AND agent_id = ?3";
   if (f.to_number) sql += " AND to_number = ?4";
   if (f.provider_message_id) sql += " AND provider_message_id = ?5";

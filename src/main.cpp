@@ -147,7 +147,9 @@ int Serve(const Config& config) {
   dispatch.upstream_timeout = config.upstream_timeout;
   dispatch.policy.max_attempts = config.max_attempts;
   dispatch.policy.backoff = {config.backoff_base, config.backoff_max};
-  dispatch.policy.fail_unknown = config.on_unknown == OnUnknown::kFail;
+  dispatch.policy.on_unknown = config.on_unknown;
+  dispatch.policy.lookup_grace = config.lookup_grace;
+  dispatch.default_region = config.default_region;
   dispatch.pacing = config.pacing;
   delivery::Dispatcher dispatcher(store->get(), &circuit, &metrics, clock,
                                   delivery::AgentPhoneClientFactory(upstream), dispatch);

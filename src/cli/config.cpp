@@ -231,9 +231,15 @@ class ServeParser {
         "timeout of one request to AgentPhone", FormatDuration(d.upstream_timeout));
     Add("drain-timeout", "SENDQ_DRAIN_TIMEOUT", "DURATION",
         "on shutdown, how long in-flight sends may take", FormatDuration(d.drain_timeout));
-    Add("on-unknown", "SENDQ_ON_UNKNOWN", "retry|fail",
-        "when a send's outcome is unknown (timeout after sending): retry it or fail it",
-        d.on_unknown == OnUnknown::kRetry ? "retry" : "fail");
+    Add("on-unknown", "SENDQ_ON_UNKNOWN", "retry|fail|reconcile-or-fail",
+        "a send's outcome is unknown (no answer after sending) and looking it up at AgentPhone "
+        "did not find it: send it again, fail it, or send again only when AgentPhone's complete "
+        "list shows it was not sent",
+        OnUnknownName(d.on_unknown));
+    Add("lookup-grace", "SENDQ_LOOKUP_GRACE", "DURATION",
+        "after a send with an unknown outcome, how long to wait before looking for it in "
+        "AgentPhone's list of sent messages",
+        FormatDuration(d.lookup_grace));
     Add("synchronous", "SENDQ_SYNCHRONOUS", "full|normal",
         "SQLite synchronous mode; full survives power loss",
         d.synchronous_full ? "full" : "normal");
@@ -333,6 +339,7 @@ class ServeParser {
     durations_ok &= Duration("backoff-max", config.backoff_max);
     durations_ok &= Duration("lease", config.lease);
     durations_ok &= Duration("upstream-timeout", config.upstream_timeout);
+    durations_ok &= Duration("lookup-grace", config.lookup_grace);
     durations_ok &= Duration("drain-timeout", config.drain_timeout);
     durations_ok &= Duration("head-timeout", config.head_timeout);
     durations_ok &= Duration("body-timeout", config.body_timeout);
@@ -340,8 +347,10 @@ class ServeParser {
     if (durations_ok) CheckDurationRelations(config);
 
     std::string on_unknown = "retry";
-    if (Choice("on-unknown", {"retry", "fail"}, on_unknown)) {
-      config.on_unknown = on_unknown == "retry" ? OnUnknown::kRetry : OnUnknown::kFail;
+    if (Choice("on-unknown", {"retry", "fail", "reconcile-or-fail"}, on_unknown)) {
+      for (OnUnknown mode : {OnUnknown::kRetry, OnUnknown::kFail, OnUnknown::kReconcileOrFail}) {
+        if (on_unknown == OnUnknownName(mode)) config.on_unknown = mode;
+      }
     }
     std::string synchronous = "full";
     if (Choice("synchronous", {"full", "normal"}, synchronous)) {

@@ -6,14 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "queue/delivery_policy.h"
 #include "queue/pacing.h"
 #include "queue/send_window.h"
 #include "util/clock.h"
 #include "util/status.h"
 
 namespace sendq {
-
-enum class OnUnknown { kRetry, kFail };
 
 struct Config {
   std::string listen_host = "127.0.0.1";
@@ -32,9 +31,10 @@ struct Config {
   DurationMs upstream_timeout = 30'000;
   DurationMs drain_timeout = 20'000;  // graceful stop: how long in-flight sends may take
   OnUnknown on_unknown = OnUnknown::kRetry;
-  bool synchronous_full = true;  // --synchronous=full|normal
-  int http_threads = 64;         // threads that run requests
-  int max_connections = 10'000;  // open connections, at most (lowered to fit the fd limit)
+  DurationMs lookup_grace = 2'000;  // after an unknown outcome, before looking it up
+  bool synchronous_full = true;     // --synchronous=full|normal
+  int http_threads = 64;            // threads that run requests
+  int max_connections = 10'000;     // open connections, at most (lowered to fit the fd limit)
   int max_connections_per_client = 4'096;  // open connections from one address
   int max_waits_per_producer = 100;        // open long polls (?wait=) of one producer
   int max_header_bytes = 8 << 10;          // the request line, and each header line

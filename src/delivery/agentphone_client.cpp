@@ -114,7 +114,7 @@ class AgentPhoneClient final : public UpstreamClient {
   explicit AgentPhoneClient(const AgentPhoneOptions& options)
       : timeout_(options.timeout), secrets_{options.token} {
     auto [origin, prefix] = SplitBaseUrl(options.base_url);
-    path_ = prefix + "/v1/messages";
+    prefix_ = prefix;
     host_ = HostOf(origin);
     client_ = std::make_unique<httplib::Client>(origin);
     client_->set_tcp_nodelay(true);
@@ -131,9 +131,23 @@ class AgentPhoneClient final : public UpstreamClient {
                         const std::string& request_json) override {
     httplib::Request request;
     request.method = "POST";
-    request.path = path_;
+    request.path = prefix_ + "/v1/messages";
     request.headers = {{"Idempotency-Key", idempotency_key}, {"Content-Type", "application/json"}};
     request.body = request_json;
+    return Perform(request);
+  }
+
+  UpstreamResponse Get(const std::string& path_and_query) override {
+    httplib::Request request;
+    request.method = "GET";
+    request.path = prefix_ + path_and_query;
+    return Perform(request);
+  }
+
+  bool CanLookUp() const override { return true; }
+
+ private:
+  UpstreamResponse Perform(httplib::Request& request) {
     // The status and headers, kept in case the client stops reading the body.
     std::optional<int> status;
     std::optional<std::string> retry_after;
@@ -198,15 +212,21 @@ class AgentPhoneClient final : public UpstreamClient {
     return out;
   }
 
- private:
   DurationMs timeout_;
   std::vector<std::string> secrets_;
-  std::string path_;
+  std::string prefix_;  // the base URL's path, before every route
   std::string host_;
   std::unique_ptr<httplib::Client> client_;
 };
 
 }  // namespace
+
+UpstreamResponse UpstreamClient::Get(const std::string&) {
+  UpstreamResponse out;
+  out.transport = UpstreamResponse::Transport::kNotSent;
+  out.transport_error = "this upstream cannot list what it accepted";
+  return out;
+}
 
 UpstreamClientFactory AgentPhoneClientFactory(AgentPhoneOptions options) {
   return [options] { return std::make_unique<AgentPhoneClient>(options); };

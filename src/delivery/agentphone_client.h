@@ -27,6 +27,12 @@ class UpstreamClient {
   // Never throws; every failure is described in the returned UpstreamResponse.
   virtual UpstreamResponse Send(const std::string& idempotency_key,
                                 const std::string& request_json) = 0;
+  // GETs `path_and_query` (e.g. "/v1/numbers?limit=200"), for looking up what was sent.
+  // Only called when CanLookUp().
+  virtual UpstreamResponse Get(const std::string& path_and_query);
+  // Whether this upstream lists what it accepted (AgentPhone does), so that a send whose
+  // outcome is unknown can be looked up.
+  virtual bool CanLookUp() const { return false; }
 };
 
 using UpstreamClientFactory = std::function<std::unique_ptr<UpstreamClient>()>;

@@ -32,7 +32,8 @@ Dispatcher::Dispatcher(store::Store* store, UpstreamCircuit* circuit, Metrics* m
       clock_(clock),
       client_factory_(std::move(client_factory)),
       options_(options),
-      pacer_(options.pacing) {}
+      pacer_(options.pacing),
+      finder_(store, options.policy.clock_skew, options.default_region) {}
 
 Dispatcher::~Dispatcher() {
   if (dispatcher_thread_.joinable()) Stop(clock_->NowMs() + options_.lease);
@@ -143,7 +144,6 @@ store::ClaimOptions Dispatcher::ClaimOptionsAt(TimeMs now, int limit) {
   o.limit = limit;
   o.lease = options_.lease;
   o.max_attempts = options_.policy.max_attempts;
-  o.fail_unknown = options_.policy.fail_unknown;
   o.pacer = &pacer_;
   return o;
 }
@@ -331,13 +331,8 @@ void Dispatcher::JobDone(std::optional<TimeMs> due_again) {
   if (due_again || in_flight_ < options_.workers) dispatch_cv_.notify_one();
 }
 
-Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::mt19937_64& rng) {
-  const Message& m = job.claim.message;
-  const TimeMs started = clock_->NowMs();
-  UpstreamResponse response = client.Send(m.id, m.request_json);
-  const TimeMs finished = clock_->NowMs();
-  metrics_->ObserveUpstreamLatency(finished - started);
-
+bool Dispatcher::ObserveUpstream(const Job& job, const UpstreamResponse& response, TimeMs finished,
+                                 std::optional<TimeMs>* sender_paused_until) {
   const OutcomeClass outcome = Classify(response);
   std::string detail = response.transport == UpstreamResponse::Transport::kResponded
                            ? ParseUpstreamErrorMessage(response.http_status, response.body)
@@ -345,11 +340,10 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
   const bool was_paused = circuit_->paused();
   bool charged = circuit_->OnResult(outcome, job.is_probe, detail);
   // A 429 is about this sender's pace: it waits, uncharged, while other senders go on.
-  const std::optional<TimeMs> sender_paused_until =
-      SenderPauseAfter(options_.policy, response, finished);
-  if (sender_paused_until) {
+  *sender_paused_until = SenderPauseAfter(options_.policy, response, finished);
+  if (*sender_paused_until) {
     charged = false;
-    pacer_.PauseSender(m.sender.value_or(""), *sender_paused_until);
+    pacer_.PauseSender(job.claim.message.sender.value_or(""), **sender_paused_until);
   }
   if (was_paused != circuit_->paused()) {
     if (circuit_->paused()) {
@@ -358,10 +352,25 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
       log::Info("upstream_resumed");
     }
   }
+  return charged;
+}
+
+Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::mt19937_64& rng) {
+  const Message& m = job.claim.message;
+  if (m.unknown_since) return LookUp(client, std::move(job));
+  const TimeMs started = clock_->NowMs();
+  UpstreamResponse response = client.Send(m.id, m.request_json);
+  const TimeMs finished = clock_->NowMs();
+  metrics_->ObserveUpstreamLatency(finished - started);
+
+  std::optional<TimeMs> sender_paused_until;
+  const bool charged = ObserveUpstream(job, response, finished, &sender_paused_until);
   const double unit_random = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-  AttemptDecision decision =
-      DecideAfterAttempt(options_.policy, m, outcome, charged, response, finished, unit_random);
-  if (sender_paused_until && decision.new_status == MessageStatus::kQueued) {
+  const std::string why_no_lookup =
+      client.CanLookUp() ? WhyNoLookup(m.request_json) : "the upstream lists nothing";
+  AttemptDecision decision = DecideAfterAttempt(options_.policy, m, Classify(response), charged,
+                                                response, finished, unit_random, why_no_lookup);
+  if (sender_paused_until && decision.new_status == MessageStatus::kQueued && !decision.look_up) {
     decision.next_attempt_at = *sender_paused_until;
   }
   metrics_->CountAttempt(decision.outcome);
@@ -381,6 +390,7 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
   r.new_status = decision.new_status;
   r.next_attempt_at = decision.next_attempt_at;
   r.last_error = decision.last_error;
+  if (decision.look_up) r.unknown_since = started;
   if (decision.new_status == MessageStatus::kSent) {
     r.response = ParseSendResponse(response.body);
     r.upstream_response = response.body;
@@ -389,6 +399,63 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
           "AgentPhone accepted the message but its answer could not be read; the raw "
           "answer is kept in upstream_response";
     }
+  }
+  return Recording{std::move(job), std::move(r), finished - started, {}};
+}
+
+Dispatcher::Recording Dispatcher::LookUp(UpstreamClient& client, Job job) {
+  const Message& m = job.claim.message;
+  const TimeMs started = clock_->NowMs();
+  bool asked = false;
+  LookupResult lookup;
+  if (client.CanLookUp()) {
+    lookup = finder_.Find(client, m, *m.unknown_since, &asked);
+  } else {
+    lookup.verdict = LookupResult::Verdict::kNoWay;
+    lookup.detail = "the upstream lists nothing";
+  }
+  const TimeMs finished = clock_->NowMs();
+  std::optional<TimeMs> sender_paused_until;
+  if (asked) {
+    metrics_->ObserveUpstreamLatency(finished - started);
+    // Charged or not, a look-up never counts against the message's attempts.
+    ObserveUpstream(job, lookup.response, finished, &sender_paused_until);
+  } else if (job.is_probe) {
+    circuit_->Release(true);
+  }
+  AttemptDecision decision = DecideAfterLookup(options_.policy, m, lookup, finished);
+  if (sender_paused_until && decision.new_status == MessageStatus::kQueued) {
+    decision.next_attempt_at = std::max(decision.next_attempt_at, *sender_paused_until);
+  }
+  metrics_->CountAttempt(decision.outcome);
+  log::Info("lookup_finished", {{"message_id", m.id},
+                                {"outcome", OutcomeName(decision.outcome)},
+                                {"status", StatusName(decision.new_status)}});
+
+  store::AttemptResult r;
+  r.message_id = m.id;
+  r.version = m.version;
+  r.attempt_number = job.claim.attempt_number;
+  r.finished_at = finished;
+  r.outcome = decision.outcome;
+  if (asked && lookup.response.transport == UpstreamResponse::Transport::kResponded) {
+    r.http_status = lookup.response.http_status;
+  }
+  if (!decision.error.empty()) r.error = decision.error;
+  r.charged = false;
+  r.new_status = decision.new_status;
+  r.next_attempt_at = decision.next_attempt_at;
+  r.last_error = decision.last_error;
+  if (decision.look_up) r.unknown_since = m.unknown_since;
+  if (decision.new_status == MessageStatus::kSent) {
+    r.response = ParseSendResponse(lookup.listed);
+    r.response.provider_message_id = lookup.provider_message_id;
+    if (auto item = ParseMessagePage("{\"data\": [" + lookup.listed + "]}");
+        item && !item->items.empty()) {
+      r.response.to_number = item->items.front().to;
+      if (!item->items.front().from.empty()) r.response.from_number = item->items.front().from;
+    }
+    r.upstream_response = lookup.listed;
   }
   return Recording{std::move(job), std::move(r), finished - started, {}};
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "delivery/agentphone_client.h"
+#include "delivery/lookup.h"
 #include "delivery/metrics.h"
 #include "queue/delivery_policy.h"
 #include "queue/pacing.h"
@@ -44,6 +45,8 @@ struct DispatcherOptions {
   // How often to look for work when the store cannot tell of changes (Store::Subscribe gave
   // nullptr). A store that can wakes the dispatcher itself.
   DurationMs poll_interval = 1000;
+  // How listed numbers without a country code are read when looking up unknown outcomes.
+  std::string default_region = "US";
 };
 
 class Dispatcher;
@@ -117,8 +120,14 @@ class Dispatcher {
   // Sends `first`, then each message claimed along with a result, until none is due. The
   // worker's result commits run while it sends its next message.
   void ServeChain(UpstreamClient& client, Job first, std::mt19937_64& rng);
-  // Sends one claimed message and decides what becomes of it; recording is the caller's.
+  // Sends one claimed message and decides what becomes of it; recording is the caller's. A
+  // message whose last send's outcome is unknown is looked up instead (LookUp).
   Recording Attempt(UpstreamClient& client, Job job, std::mt19937_64& rng);
+  Recording LookUp(UpstreamClient& client, Job job);
+  // Tells the circuit (and the pacer, for a 429) how an upstream request went. Returns whether
+  // the circuit charges it.
+  bool ObserveUpstream(const Job& job, const UpstreamResponse& response, TimeMs finished,
+                       std::optional<TimeMs>* sender_paused_until);
   // Logs a recorded attempt. Returns when the message is due again if it went back to the
   // queue.
   std::optional<TimeMs> Finish(const Recording& done, const Result<bool>& recorded);
@@ -138,7 +147,8 @@ class Dispatcher {
   Clock* const clock_;
   const UpstreamClientFactory client_factory_;
   const DispatcherOptions options_;
-  Pacer pacer_;  // thread-safe itself
+  Pacer pacer_;        // thread-safe itself
+  SendFinder finder_;  // thread-safe itself
 
   Mutex mu_;
   std::condition_variable dispatch_cv_;   // the dispatcher waits on it

@@ -113,7 +113,7 @@ std::string Metrics::Render(const store::Stats& stats, bool upstream_paused, Tim
       "# HELP sendq_messages Messages in the database, by status.\n"
       "# TYPE sendq_messages gauge\n");
   for (MessageStatus s : {MessageStatus::kQueued, MessageStatus::kSending, MessageStatus::kSent,
-                          MessageStatus::kFailed, MessageStatus::kCanceled}) {
+                          MessageStatus::kFailed, MessageStatus::kCanceled, MessageStatus::kHeld}) {
     auto it = stats.by_status.find(s);
     append(fmt::format("sendq_messages{{status=\"{}\"}} {}\n", StatusName(s),
                        it == stats.by_status.end() ? 0 : it->second));
@@ -124,7 +124,8 @@ std::string Metrics::Render(const store::Stats& stats, bool upstream_paused, Tim
       "# TYPE sendq_attempts_total counter\n");
   for (AttemptOutcome o :
        {AttemptOutcome::kSent, AttemptOutcome::kRetryable, AttemptOutcome::kPermanent,
-        AttemptOutcome::kUnknown, AttemptOutcome::kUpstreamPaused}) {
+        AttemptOutcome::kUnknown, AttemptOutcome::kUpstreamPaused, AttemptOutcome::kReconciled,
+        AttemptOutcome::kLookup}) {
     append(fmt::format("sendq_attempts_total{{outcome=\"{}\"}} {}\n", OutcomeName(o),
                        attempts_[static_cast<size_t>(o)].load()));
   }

@@ -31,7 +31,7 @@ class Metrics {
       0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
   std::atomic<int64_t> enqueued_{0};
-  std::array<std::atomic<int64_t>, 5> attempts_{};  // by AttemptOutcome
+  std::array<std::atomic<int64_t>, 7> attempts_{};  // by AttemptOutcome
   std::array<std::atomic<int64_t>, kLatencyBucketsSeconds.size() + 1> latency_buckets_{};
   std::atomic<int64_t> latency_count_{0};
   std::atomic<int64_t> latency_sum_ms_{0};

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace sendq {
@@ -24,10 +25,22 @@ std::optional<std::string> OptString(const nlohmann::json& j, const char* key) {
 
 }  // namespace
 
+const char* OnUnknownName(OnUnknown mode) {
+  switch (mode) {
+    case OnUnknown::kRetry:
+      return "retry";
+    case OnUnknown::kFail:
+      return "fail";
+    case OnUnknown::kReconcileOrFail:
+      return "reconcile-or-fail";
+  }
+  return "retry";
+}
+
 AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& message,
                                    OutcomeClass outcome, bool charged,
-                                   const UpstreamResponse& response, TimeMs now,
-                                   double unit_random) {
+                                   const UpstreamResponse& response, TimeMs now, double unit_random,
+                                   const std::string& why_no_lookup) {
   AttemptDecision d;
   d.next_attempt_at = now;
   if (outcome == OutcomeClass::kSent) {
@@ -47,11 +60,23 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
       break;
     case OutcomeClass::kUnknown:
       d.outcome = AttemptOutcome::kUnknown;
-      if (policy.fail_unknown) {
-        d.new_status = MessageStatus::kFailed;
-        d.last_error = d.error + "; not retried because --on-unknown=fail";
+      if (why_no_lookup.empty()) {
+        // It may have been sent: look before doing anything else with it.
+        d.new_status = MessageStatus::kQueued;
+        d.next_attempt_at = now + policy.lookup_grace;
+        d.look_up = true;
+        d.last_error = d.error + "; looking for it at AgentPhone";
         return d;
       }
+      if (policy.on_unknown != OnUnknown::kRetry) {
+        d.new_status = MessageStatus::kFailed;
+        d.last_error = fmt::format(
+            "{}; not sent again because --on-unknown={} (it cannot be "
+            "looked up: {})",
+            d.error, OnUnknownName(policy.on_unknown), why_no_lookup);
+        return d;
+      }
+      d.error += fmt::format(" (it cannot be looked up: {})", why_no_lookup);
       break;
     default:
       d.outcome = AttemptOutcome::kRetryable;
@@ -88,26 +113,77 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
   return d;
 }
 
-LostLeaseDecision DecideAfterLostLease(const DeliveryPolicy& policy, const Message& message,
-                                       int attempt_number, TimeMs now) {
+LostLeaseDecision DecideAfterLostLease(int attempt_number) {
   LostLeaseDecision d;
   d.attempt_error = fmt::format(
       "attempt {} outcome unknown: its lease expired before a result was recorded (process "
       "stopped or hung mid-request)",
       attempt_number);
-  d.last_error = d.attempt_error;
-  const int charged = message.attempts + 1;
-  if (policy.fail_unknown) {
-    d.new_status = MessageStatus::kFailed;
-    d.last_error += "; not retried because --on-unknown=fail";
-  } else if (charged >= policy.max_attempts) {
-    d.new_status = MessageStatus::kFailed;
-    d.last_error = fmt::format("attempts exhausted ({} of {}); last: {}", charged,
-                               policy.max_attempts, d.attempt_error);
-  } else if (message.expires_at <= now) {
-    d.new_status = MessageStatus::kFailed;
-    d.last_error = "expired: its validity (expires_at) ran out; last: " + d.attempt_error;
+  d.last_error = d.attempt_error + "; looking for it at AgentPhone";
+  return d;
+}
+
+AttemptDecision DecideAfterLookup(const DeliveryPolicy& policy, const Message& message,
+                                  const LookupResult& lookup, TimeMs now) {
+  using Verdict = LookupResult::Verdict;
+  AttemptDecision d;
+  d.next_attempt_at = now;
+  if (lookup.verdict == Verdict::kFound) {
+    d.outcome = AttemptOutcome::kReconciled;
+    d.new_status = MessageStatus::kSent;
+    d.error = "found in AgentPhone's list of sent messages: " + lookup.detail;
+    return d;
   }
+  d.outcome = AttemptOutcome::kLookup;
+  Verdict verdict = lookup.verdict;
+  std::string detail = lookup.detail;
+  if (verdict == Verdict::kFailed) {
+    const TimeMs since = message.unknown_since.value_or(now);
+    if (now - since < policy.lookup_patience && now < message.expires_at) {
+      // Not the message's fault: look again later, uncharged. The wait grows with the time
+      // spent looking: a quarter of it, at least a second, at most five minutes.
+      DurationMs delay = std::clamp<DurationMs>((now - since) / 4, 1'000, 300'000);
+      if (lookup.response.retry_after) {
+        if (auto asked = ParseRetryAfter(*lookup.response.retry_after, now)) {
+          delay = std::max(delay, *asked);
+        }
+      }
+      d.new_status = MessageStatus::kQueued;
+      d.next_attempt_at = now + delay;
+      d.look_up = true;
+      d.error = "look-up failed: " + detail;
+      d.last_error = "outcome unknown; " + d.error + "; looking again";
+      return d;
+    }
+    verdict = Verdict::kNoWay;
+    detail = "the look-up kept failing: " + detail;
+  }
+  const bool proven_unsent = verdict == Verdict::kNotFound;
+  const bool send_again = policy.on_unknown == OnUnknown::kRetry ||
+                          (policy.on_unknown == OnUnknown::kReconcileOrFail && proven_unsent);
+  const std::string mode = OnUnknownName(policy.on_unknown);
+  if (!send_again) {
+    d.new_status = MessageStatus::kFailed;
+    d.error = fmt::format("{}; not sent again (--on-unknown={})", detail, mode);
+    d.last_error = "outcome unknown: " + d.error;
+    return d;
+  }
+  if (message.attempts >= policy.max_attempts) {
+    d.new_status = MessageStatus::kFailed;
+    d.error = fmt::format("{}; attempts exhausted ({} of {})", detail, message.attempts,
+                          policy.max_attempts);
+    d.last_error = "outcome unknown: " + d.error;
+    return d;
+  }
+  if (now >= message.expires_at) {
+    d.new_status = MessageStatus::kFailed;
+    d.error = detail + "; expired: its validity (expires_at) ran out";
+    d.last_error = "outcome unknown: " + d.error;
+    return d;
+  }
+  d.new_status = MessageStatus::kQueued;
+  d.error = fmt::format("{}; sending again (--on-unknown={})", detail, mode);
+  d.last_error = "outcome unknown: " + d.error;
   return d;
 }
 

@@ -11,10 +11,27 @@
 
 namespace sendq {
 
+// What to do with a send whose outcome is unknown once a look-up at AgentPhone did not find it
+// (--on-unknown). Found, it is sent whatever the mode.
+enum class OnUnknown {
+  kRetry,            // send again (same idempotency key) unless found
+  kFail,             // fail unless found
+  kReconcileOrFail,  // send again only when a complete listing showed it was not sent
+};
+const char* OnUnknownName(OnUnknown mode);
+
 struct DeliveryPolicy {
   int max_attempts = 12;
   BackoffPolicy backoff;
-  bool fail_unknown = false;  // --on-unknown=fail: at-most-once
+  OnUnknown on_unknown = OnUnknown::kRetry;
+  // How long after a send with an unknown outcome the look-up starts (AgentPhone lists what
+  // it accepted a moment after answering), and how far before the attempt's start it looks
+  // (the two clocks may disagree).
+  DurationMs lookup_grace = 2'000;
+  DurationMs clock_skew = 120'000;
+  // How long look-ups that fail (the list endpoint down, a 5xx) are tried again before the
+  // message is treated as one that cannot be looked up.
+  DurationMs lookup_patience = 6 * 3'600'000;
 };
 
 struct AttemptDecision {
@@ -23,24 +40,48 @@ struct AttemptDecision {
   TimeMs next_attempt_at = 0;                           // when queued
   std::string error;                                    // for the ledger; empty when sent
   std::optional<std::string> last_error;                // for the message
+  // Queued to be looked up at AgentPhone first: its outcome is unknown (unknown_since stays,
+  // or is set to the attempt's start).
+  bool look_up = false;
 };
 
 // `message` is the message as claimed (its `attempts` does not count this attempt yet);
-// `charged` is what the upstream circuit said about this attempt.
+// `charged` is what the upstream circuit said about this attempt. `why_no_lookup` is empty
+// when a send of this message whose outcome is unknown can be looked up at AgentPhone, and
+// otherwise says why not (a media-only body, a new group, ...).
 AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& message,
                                    OutcomeClass outcome, bool charged,
-                                   const UpstreamResponse& response, TimeMs now,
-                                   double unit_random);
+                                   const UpstreamResponse& response, TimeMs now, double unit_random,
+                                   const std::string& why_no_lookup);
+
+// What a look-up at AgentPhone for a send with an unknown outcome found.
+struct LookupResult {
+  enum class Verdict {
+    kFound,      // exactly one listed send matches: `provider_message_id` and `listed`
+    kNotFound,   // the listing is complete up to now and holds no match
+    kAmbiguous,  // several listed sends match equally
+    kNoWay,      // it cannot be looked up (`detail` says why)
+    kFailed,     // the look-up itself failed (`response` is the failing answer); try again
+  };
+  Verdict verdict = Verdict::kNoWay;
+  std::string detail;  // for the ledger
+  std::optional<std::string> provider_message_id;
+  std::string listed;  // the matching list item, as JSON
+  UpstreamResponse response;
+};
+
+// What becomes of a message whose unknown send was looked up at `now`. `message` as claimed.
+AttemptDecision DecideAfterLookup(const DeliveryPolicy& policy, const Message& message,
+                                  const LookupResult& lookup, TimeMs now);
 
 // A `sending` message whose lease ran out before its result was recorded (its worker died or
-// hung): the attempt's outcome is unknown and charged. What becomes of the message.
+// hung): the attempt's outcome is unknown and charged. The message goes back to the queue, due
+// now, to be looked up at AgentPhone first (DecideAfterLookup then decides).
 struct LostLeaseDecision {
-  MessageStatus new_status = MessageStatus::kQueued;  // queued (due now) or failed
-  std::string attempt_error;                          // for the ledger
-  std::string last_error;                             // for the message
+  std::string attempt_error;  // for the ledger
+  std::string last_error;     // for the message
 };
-LostLeaseDecision DecideAfterLostLease(const DeliveryPolicy& policy, const Message& message,
-                                       int attempt_number, TimeMs now);
+LostLeaseDecision DecideAfterLostLease(int attempt_number);
 
 // The last_error of a queued message whose validity ran out before it could be delivered.
 inline constexpr const char* kExpiredWhileQueued =

@@ -14,13 +14,15 @@ const char* StatusName(MessageStatus status) {
       return "failed";
     case MessageStatus::kCanceled:
       return "canceled";
+    case MessageStatus::kHeld:
+      return "held";
   }
   return "unknown";
 }
 
 std::optional<MessageStatus> ParseStatus(std::string_view name) {
   for (MessageStatus s : {MessageStatus::kQueued, MessageStatus::kSending, MessageStatus::kSent,
-                          MessageStatus::kFailed, MessageStatus::kCanceled}) {
+                          MessageStatus::kFailed, MessageStatus::kCanceled, MessageStatus::kHeld}) {
     if (name == StatusName(s)) return s;
   }
   return std::nullopt;
@@ -38,6 +40,10 @@ const char* OutcomeName(AttemptOutcome outcome) {
       return "unknown";
     case AttemptOutcome::kUpstreamPaused:
       return "upstream_paused";
+    case AttemptOutcome::kReconciled:
+      return "reconciled";
+    case AttemptOutcome::kLookup:
+      return "lookup";
   }
   return "unknown";
 }
@@ -56,6 +62,8 @@ bool CanTransition(MessageStatus from, MessageStatus to) {
       return to == S::kSent || to == S::kQueued || to == S::kFailed;
     case S::kFailed:
       return to == S::kQueued;
+    case S::kHeld:
+      return to == S::kQueued || to == S::kCanceled;
     case S::kSent:
     case S::kCanceled:
       return false;

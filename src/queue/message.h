@@ -6,7 +6,10 @@
 //             queued  -> canceled                      (by the producer)
 //             queued  -> failed                        (validity ran out while waiting)
 //             failed  -> queued                        (retried by hand)
-// A `sending` row whose lease expired goes back through the policy for an unknown outcome.
+//             queued  -> held                          (a runaway guard stopped it at enqueue)
+//             held    -> queued | canceled             (released or canceled by hand)
+// A send whose outcome is unknown (no answer; or its lease expired) leaves the message queued
+// with unknown_since set: its next claim looks for it at AgentPhone before anything else.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -27,6 +30,7 @@ enum class MessageStatus : int {
   kSent = 2,
   kFailed = 3,
   kCanceled = 4,
+  kHeld = 5,  // stopped by a runaway guard; waits for a release or a cancel
 };
 
 // Persisted in attempts.outcome. Stored on disk: never renumber.
@@ -36,6 +40,8 @@ enum class AttemptOutcome : int {
   kPermanent = 2,
   kUnknown = 3,
   kUpstreamPaused = 4,
+  kReconciled = 5,  // a look-up found the unknown send in AgentPhone's list: sent, not resent
+  kLookup = 6,      // a look-up that settled nothing by itself (see the attempt's error)
 };
 
 // Persisted in messages.priority, and claimed in this order. Stored on disk: never renumber.
@@ -85,6 +91,9 @@ struct Message {
   std::optional<std::string> window_zones;  // the zones it is read in, comma-separated
   std::optional<std::string> sender;        // number_id, from_number or agent_id
   bool held = false;  // an earlier message with its ordering key is not final yet
+  // Set while the outcome of the attempt that started then is unknown and not yet looked up.
+  std::optional<TimeMs> unknown_since;
+  std::optional<std::string> hold_reason;  // why it is `held` (a runaway guard)
 };
 
 struct Attempt {

@@ -45,7 +45,6 @@ struct ClaimOptions {
   int limit = 1;
   DurationMs lease = 60'000;
   int max_attempts = 12;
-  bool fail_unknown = false;  // --on-unknown=fail
   // First fail queued messages whose validity ran out and recover expired leases. A claim
   // that follows another closely may skip it: both only look for deadlines that have passed.
   bool housekeeping = true;
@@ -79,6 +78,9 @@ struct AttemptResult {
   MessageStatus new_status = MessageStatus::kQueued;  // queued, sent or failed
   TimeMs next_attempt_at = 0;                         // when queued again
   std::optional<std::string> last_error;
+  // When queued to be looked up at AgentPhone (its outcome is unknown): the start of the
+  // attempt whose outcome that is. Unset, the message has nothing left to look up.
+  std::optional<TimeMs> unknown_since;
   // When sent: AgentPhone's answer, read and raw.
   SendResponseFields response;
   std::optional<std::string> upstream_response;
@@ -191,6 +193,11 @@ class Store {
                                                                             ClaimOptions next) = 0;
   // A fresh message back to queued without an attempt (a claim that was not used).
   virtual Status Unclaim(const std::string& id, int64_t version, int attempt_number) = 0;
+
+  // The id of the message, other than `except_id`, that holds AgentPhone's message id
+  // `provider_message_id` (a look-up must not settle two messages with one listed send).
+  virtual Result<std::optional<std::string>> FindByProviderId(
+      const std::string& provider_message_id, const std::string& except_id) = 0;
 
   // The earliest time at which Claim could find work: a due retry, an expiry or a lease end.
   virtual Result<std::optional<TimeMs>> NextWakeAt() = 0;

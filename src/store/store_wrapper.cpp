@@ -48,6 +48,10 @@ std::future<Result<CompleteAndClaimResult>> StoreWrapper::CompleteAndClaimAsync(
 Status StoreWrapper::Unclaim(const std::string& id, int64_t version, int attempt_number) {
   return inner_->Unclaim(id, version, attempt_number);
 }
+Result<std::optional<std::string>> StoreWrapper::FindByProviderId(
+    const std::string& provider_message_id, const std::string& except_id) {
+  return inner_->FindByProviderId(provider_message_id, except_id);
+}
 Result<std::optional<TimeMs>> StoreWrapper::NextWakeAt() { return inner_->NextWakeAt(); }
 Result<Stats> StoreWrapper::GetStats(TimeMs now) { return inner_->GetStats(now); }
 Status StoreWrapper::CheckWritable() { return inner_->CheckWritable(); }

@@ -40,6 +40,8 @@ class StoreWrapper : public Store {
   std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
                                                                     ClaimOptions next) override;
   Status Unclaim(const std::string& id, int64_t version, int attempt_number) override;
+  Result<std::optional<std::string>> FindByProviderId(const std::string& provider_message_id,
+                                                      const std::string& except_id) override;
   Result<std::optional<TimeMs>> NextWakeAt() override;
   Result<Stats> GetStats(TimeMs now) override;
   Status CheckWritable() override;

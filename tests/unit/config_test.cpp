@@ -123,6 +123,13 @@ TEST_CASE("config: every option by flag") {
   CHECK(c.log_level == "debug");
 }
 
+TEST_CASE("config: --on-unknown takes reconcile-or-fail, and refuses what it does not know") {
+  auto result = Parse({"--on-unknown", "reconcile-or-fail"});
+  REQUIRE(result.ok());
+  CHECK(result->on_unknown == OnUnknown::kReconcileOrFail);
+  CHECK_FALSE(Parse({"--on-unknown", "maybe"}).ok());
+}
+
 TEST_CASE("config: every option by environment") {
   Env env = BaseEnv();
   env["SENDQ_LISTEN"] = "[::1]:9090";

@@ -6,6 +6,8 @@ namespace sendq {
 namespace {
 
 constexpr TimeMs kNow = 1'700'000'000'000;
+// Why an unknown send could not be looked up, for the decisions that do not look.
+const std::string kNoLookup = "it has no text body";
 
 Message Queued(int attempts = 0) {
   Message m;
@@ -32,7 +34,8 @@ DeliveryPolicy Policy() {
 }
 
 TEST_CASE("delivery policy: 2xx is sent") {
-  auto d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kSent, true, Http(200), kNow, 0.5);
+  auto d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kSent, true, Http(200), kNow, 0.5,
+                              kNoLookup);
   CHECK(d.new_status == MessageStatus::kSent);
   CHECK(d.outcome == AttemptOutcome::kSent);
   CHECK(d.error.empty());
@@ -41,7 +44,8 @@ TEST_CASE("delivery policy: 2xx is sent") {
 TEST_CASE("delivery policy: a permanent rejection fails at once with AgentPhone's message") {
   auto d = DecideAfterAttempt(
       Policy(), Queued(), OutcomeClass::kPermanent, true,
-      Http(422, R"({"detail":[{"loc":["body","to_number"],"msg":"bad number"}]})"), kNow, 0.5);
+      Http(422, R"({"detail":[{"loc":["body","to_number"],"msg":"bad number"}]})"), kNow, 0.5,
+      kNoLookup);
   CHECK(d.new_status == MessageStatus::kFailed);
   CHECK(d.outcome == AttemptOutcome::kPermanent);
   REQUIRE(d.last_error.has_value());
@@ -49,8 +53,8 @@ TEST_CASE("delivery policy: a permanent rejection fails at once with AgentPhone'
 }
 
 TEST_CASE("delivery policy: a charged retryable failure backs off") {
-  auto d =
-      DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kRetryable, true, Http(503), kNow, 0.0);
+  auto d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kRetryable, true, Http(503), kNow,
+                              0.0, kNoLookup);
   CHECK(d.new_status == MessageStatus::kQueued);
   CHECK(d.outcome == AttemptOutcome::kRetryable);
   CHECK(d.next_attempt_at == kNow + 1000);
@@ -59,16 +63,18 @@ TEST_CASE("delivery policy: a charged retryable failure backs off") {
 TEST_CASE("delivery policy: Retry-After wins when it is longer than the backoff") {
   UpstreamResponse r = Http(429);
   r.retry_after = "30";
-  auto d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kRetryable, true, r, kNow, 0.0);
+  auto d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kRetryable, true, r, kNow, 0.0,
+                              kNoLookup);
   CHECK(d.next_attempt_at == kNow + 30'000);
   r.retry_after = "0";
-  d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kRetryable, true, r, kNow, 0.0);
+  d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kRetryable, true, r, kNow, 0.0,
+                         kNoLookup);
   CHECK(d.next_attempt_at == kNow + 1000);
 }
 
 TEST_CASE("delivery policy: the last allowed attempt exhausts the message") {
-  auto d =
-      DecideAfterAttempt(Policy(), Queued(2), OutcomeClass::kRetryable, true, Http(500), kNow, 0.5);
+  auto d = DecideAfterAttempt(Policy(), Queued(2), OutcomeClass::kRetryable, true, Http(500), kNow,
+                              0.5, kNoLookup);
   CHECK(d.new_status == MessageStatus::kFailed);
   REQUIRE(d.last_error.has_value());
   CHECK(d.last_error->find("exhausted (3 of 3)") != std::string::npos);
@@ -77,7 +83,8 @@ TEST_CASE("delivery policy: the last allowed attempt exhausts the message") {
 TEST_CASE("delivery policy: a retry that would fall after the validity fails now") {
   Message m = Queued();
   m.expires_at = kNow + 500;
-  auto d = DecideAfterAttempt(Policy(), m, OutcomeClass::kRetryable, true, Http(503), kNow, 0.0);
+  auto d = DecideAfterAttempt(Policy(), m, OutcomeClass::kRetryable, true, Http(503), kNow, 0.0,
+                              kNoLookup);
   CHECK(d.new_status == MessageStatus::kFailed);
   CHECK(d.last_error->find("expired") != std::string::npos);
 }
@@ -85,28 +92,109 @@ TEST_CASE("delivery policy: a retry that would fall after the validity fails now
 TEST_CASE("delivery policy: uncharged failures wait for the upstream, due at once") {
   for (OutcomeClass c :
        {OutcomeClass::kUpstreamPaused, OutcomeClass::kUnreachable, OutcomeClass::kRetryable}) {
-    auto d = DecideAfterAttempt(Policy(), Queued(2), c, false, Http(401), kNow, 0.5);
+    auto d = DecideAfterAttempt(Policy(), Queued(2), c, false, Http(401), kNow, 0.5, kNoLookup);
     CHECK(d.new_status == MessageStatus::kQueued);
     CHECK(d.next_attempt_at == kNow);
   }
   auto paused = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kUpstreamPaused, false,
-                                   Http(401), kNow, 0.5);
+                                   Http(401), kNow, 0.5, kNoLookup);
   CHECK(paused.outcome == AttemptOutcome::kUpstreamPaused);
 }
 
-TEST_CASE("delivery policy: unknown outcomes retry, or fail under --on-unknown=fail") {
+TEST_CASE("delivery policy: an unknown outcome is looked up first, when it can be") {
   UpstreamResponse r;
   r.transport = UpstreamResponse::Transport::kNoResponse;
   r.transport_error = "Read";
-  auto d = DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kUnknown, true, r, kNow, 0.0);
-  CHECK(d.outcome == AttemptOutcome::kUnknown);
+  for (OnUnknown mode : {OnUnknown::kRetry, OnUnknown::kFail, OnUnknown::kReconcileOrFail}) {
+    DeliveryPolicy policy = Policy();
+    policy.on_unknown = mode;
+    auto d = DecideAfterAttempt(policy, Queued(), OutcomeClass::kUnknown, true, r, kNow, 0.0, "");
+    CHECK(d.outcome == AttemptOutcome::kUnknown);
+    CHECK(d.new_status == MessageStatus::kQueued);
+    CHECK(d.look_up);
+    CHECK(d.next_attempt_at == kNow + policy.lookup_grace);
+  }
+}
+
+TEST_CASE("delivery policy: an unknown outcome that cannot be looked up follows --on-unknown") {
+  UpstreamResponse r;
+  r.transport = UpstreamResponse::Transport::kNoResponse;
+  r.transport_error = "Read";
+  auto d =
+      DecideAfterAttempt(Policy(), Queued(), OutcomeClass::kUnknown, true, r, kNow, 0.0, kNoLookup);
   CHECK(d.new_status == MessageStatus::kQueued);
+  CHECK_FALSE(d.look_up);
   CHECK(d.next_attempt_at == kNow + 1000);
-  DeliveryPolicy at_most_once = Policy();
-  at_most_once.fail_unknown = true;
-  d = DecideAfterAttempt(at_most_once, Queued(), OutcomeClass::kUnknown, true, r, kNow, 0.0);
+  CHECK(d.error.find(kNoLookup) != std::string::npos);
+  for (OnUnknown mode : {OnUnknown::kFail, OnUnknown::kReconcileOrFail}) {
+    DeliveryPolicy at_most_once = Policy();
+    at_most_once.on_unknown = mode;
+    d = DecideAfterAttempt(at_most_once, Queued(), OutcomeClass::kUnknown, true, r, kNow, 0.0,
+                           kNoLookup);
+    CHECK(d.new_status == MessageStatus::kFailed);
+    CHECK(d.last_error->find(std::string("--on-unknown=") + OnUnknownName(mode)) !=
+          std::string::npos);
+  }
+}
+
+LookupResult Verdict(LookupResult::Verdict verdict) {
+  LookupResult l;
+  l.verdict = verdict;
+  l.detail = "why";
+  return l;
+}
+
+TEST_CASE("delivery policy: a found send is sent; what is not found follows --on-unknown") {
+  using V = LookupResult::Verdict;
+  Message m = Queued();
+  m.unknown_since = kNow - 5'000;
+  auto decide = [&](OnUnknown mode, V verdict) {
+    DeliveryPolicy policy = Policy();
+    policy.on_unknown = mode;
+    return DecideAfterLookup(policy, m, Verdict(verdict), kNow);
+  };
+  AttemptDecision found = decide(OnUnknown::kFail, V::kFound);
+  CHECK(found.new_status == MessageStatus::kSent);
+  CHECK(found.outcome == AttemptOutcome::kReconciled);
+  // retry sends again unless found; fail never; reconcile-or-fail only when the complete
+  // listing shows it was not sent.
+  struct Case {
+    OnUnknown mode;
+    V verdict;
+    MessageStatus expected;
+  };
+  for (const Case& c : {Case{OnUnknown::kRetry, V::kNotFound, MessageStatus::kQueued},
+                        Case{OnUnknown::kRetry, V::kAmbiguous, MessageStatus::kQueued},
+                        Case{OnUnknown::kRetry, V::kNoWay, MessageStatus::kQueued},
+                        Case{OnUnknown::kFail, V::kNotFound, MessageStatus::kFailed},
+                        Case{OnUnknown::kFail, V::kAmbiguous, MessageStatus::kFailed},
+                        Case{OnUnknown::kReconcileOrFail, V::kNotFound, MessageStatus::kQueued},
+                        Case{OnUnknown::kReconcileOrFail, V::kAmbiguous, MessageStatus::kFailed},
+                        Case{OnUnknown::kReconcileOrFail, V::kNoWay, MessageStatus::kFailed}}) {
+    CAPTURE(OnUnknownName(c.mode));
+    CAPTURE(static_cast<int>(c.verdict));
+    AttemptDecision d = decide(c.mode, c.verdict);
+    CHECK(d.new_status == c.expected);
+    CHECK(d.outcome == AttemptOutcome::kLookup);
+    CHECK_FALSE(d.look_up);
+    CHECK(d.next_attempt_at == kNow);
+    CHECK(d.error.find("why") == 0);
+  }
+}
+
+TEST_CASE("delivery policy: a failed look-up is tried again, uncharged, then given up") {
+  Message m = Queued();
+  m.unknown_since = kNow - 60'000;
+  DeliveryPolicy policy = Policy();
+  policy.on_unknown = OnUnknown::kFail;
+  AttemptDecision d = DecideAfterLookup(policy, m, Verdict(LookupResult::Verdict::kFailed), kNow);
+  CHECK(d.new_status == MessageStatus::kQueued);
+  CHECK(d.look_up);
+  CHECK(d.next_attempt_at == kNow + 15'000);  // a quarter of the time spent looking
+  m.unknown_since = kNow - policy.lookup_patience;
+  d = DecideAfterLookup(policy, m, Verdict(LookupResult::Verdict::kFailed), kNow);
   CHECK(d.new_status == MessageStatus::kFailed);
-  CHECK(d.last_error->find("--on-unknown=fail") != std::string::npos);
+  CHECK(d.error.find("kept failing") != std::string::npos);
 }
 
 TEST_CASE("delivery policy: AgentPhone's answer is read, and an unreadable one is flagged") {
@@ -131,24 +219,10 @@ TEST_CASE("delivery policy: AgentPhone's answer is read, and an unreadable one i
 namespace sendq {
 namespace {
 
-TEST_CASE("delivery policy: a lost lease is an unknown, charged attempt; retried unless told not") {
-  DeliveryPolicy policy;
-  policy.max_attempts = 3;
-  Message m;
-  m.attempts = 0;
-  m.expires_at = 10'000;
-  LostLeaseDecision retry = DecideAfterLostLease(policy, m, 1, 5'000);
-  CHECK(retry.new_status == MessageStatus::kQueued);
-  CHECK(retry.attempt_error.find("outcome unknown") != std::string::npos);
-  policy.fail_unknown = true;
-  CHECK(DecideAfterLostLease(policy, m, 1, 5'000).new_status == MessageStatus::kFailed);
-  policy.fail_unknown = false;
-  m.attempts = 2;  // this one is the third
-  CHECK(DecideAfterLostLease(policy, m, 3, 5'000).last_error.rfind("attempts exhausted", 0) == 0);
-  m.attempts = 0;
-  LostLeaseDecision expired = DecideAfterLostLease(policy, m, 1, 10'000);
-  CHECK(expired.new_status == MessageStatus::kFailed);
-  CHECK(expired.last_error.rfind("expired", 0) == 0);
+TEST_CASE("delivery policy: a lost lease is an unknown attempt, to be looked up") {
+  LostLeaseDecision d = DecideAfterLostLease(2);
+  CHECK(d.attempt_error.find("attempt 2 outcome unknown") == 0);
+  CHECK(d.last_error.find("looking for it at AgentPhone") != std::string::npos);
 }
 
 TEST_CASE("delivery policy: a 429 pauses the sender until Retry-After, or the first backoff") {

@@ -106,35 +106,73 @@ TEST_CASE_TEMPLATE("lease: an expired lease is recovered as an unknown outcome a
   }
 }
 
-TEST_CASE_TEMPLATE("lease: with --on-unknown=fail an expired lease fails the message", Backend,
+TEST_CASE_TEMPLATE("lease: an expired lease leaves the message queued to be looked up", Backend,
                    SENDQ_STORE_BACKENDS) {
   test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
-  REQUIRE(f.store().Claim(f.ClaimAt()).ok());
-  f.clock().Advance(60'000);
   store::ClaimOptions o = f.ClaimAt();
-  o.fail_unknown = true;
+  o.max_attempts = 1;  // even on its last allowed attempt: it may have been sent
+  auto first = f.store().Claim(o);
+  REQUIRE(first->size() == 1);
+  const TimeMs started = f.clock().NowMs();
+  f.clock().Advance(60'000);
+  o.now = f.clock().NowMs();
   auto claimed = f.store().Claim(o);
   REQUIRE(claimed.ok());
-  CHECK(claimed->empty());
-  auto got = f.store().Get("alice", m.id);
-  CHECK(got->status == MessageStatus::kFailed);
-  CHECK(got->last_error->find("--on-unknown=fail") != std::string::npos);
+  REQUIRE(claimed->size() == 1);
+  CHECK(claimed->front().message.unknown_since == started);
+  CHECK(claimed->front().message.attempts == 1);
+  auto attempts = f.store().ListAttempts("alice", m.id);
+  CHECK((*attempts)[0].outcome == AttemptOutcome::kUnknown);
+  CHECK((*attempts)[0].charged);
 }
 
-TEST_CASE_TEMPLATE("lease: an expired lease on the last allowed attempt exhausts the message",
+TEST_CASE_TEMPLATE("lease: a message to look up does not expire, and a result clears the mark",
                    Backend, SENDQ_STORE_BACKENDS) {
   test::StoreFixtureFor<Backend> f;
   Message m = f.Enqueue();
-  store::ClaimOptions o = f.ClaimAt();
-  o.max_attempts = 1;
-  REQUIRE(f.store().Claim(o).ok());
-  f.clock().Advance(60'000);
-  o.now = f.clock().NowMs();
-  REQUIRE(f.store().Claim(o).ok());
+  auto first = f.store().Claim(f.ClaimAt());
+  REQUIRE(first->size() == 1);
+  store::AttemptResult unknown;
+  unknown.message_id = m.id;
+  unknown.version = first->front().message.version;
+  unknown.attempt_number = first->front().attempt_number;
+  unknown.finished_at = f.clock().NowMs();
+  unknown.outcome = AttemptOutcome::kUnknown;
+  unknown.charged = true;
+  unknown.new_status = MessageStatus::kQueued;
+  unknown.next_attempt_at = f.clock().NowMs();
+  unknown.unknown_since = f.clock().NowMs();
+  REQUIRE(*f.store().Complete(unknown));
+  // Far past its validity: still claimed, to be looked up, not expired.
+  f.clock().Advance(10 * 86'400'000LL);
+  auto wake = f.store().NextWakeAt();
+  REQUIRE(wake.ok());
+  CHECK(*wake <= f.clock().NowMs());
+  auto claimed = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed->size() == 1);
+  CHECK(claimed->front().message.unknown_since == unknown.unknown_since);
+  store::AttemptResult found = unknown;
+  found.version = claimed->front().message.version;
+  found.attempt_number = claimed->front().attempt_number;
+  found.outcome = AttemptOutcome::kReconciled;
+  found.charged = false;
+  found.new_status = MessageStatus::kSent;
+  found.unknown_since.reset();
+  found.response.provider_message_id = "msg_listed";
+  found.upstream_response = R"({"id":"msg_listed"})";
+  REQUIRE(*f.store().Complete(found));
   auto got = f.store().Get("alice", m.id);
-  CHECK(got->status == MessageStatus::kFailed);
-  CHECK(got->last_error->find("exhausted") != std::string::npos);
+  CHECK(got->status == MessageStatus::kSent);
+  CHECK_FALSE(got->unknown_since.has_value());
+  CHECK(got->provider_message_id == "msg_listed");
+  auto holder = f.store().FindByProviderId("msg_listed", "sq_other");
+  REQUIRE(holder.ok());
+  CHECK(*holder == m.id);
+  CHECK_FALSE(f.store().FindByProviderId("msg_listed", m.id)->has_value());
+  auto attempts = f.store().ListAttempts("alice", m.id);
+  CHECK((*attempts)[1].outcome == AttemptOutcome::kReconciled);
+  CHECK((*attempts)[1].response_body == R"({"id":"msg_listed"})");
 }
 
 TEST_CASE_TEMPLATE("lease: reopening the database voids leases left by a stopped process", Backend,

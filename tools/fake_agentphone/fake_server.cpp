@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
@@ -21,6 +22,7 @@
 
 #include "queue/validation.h"
 #include "util/log.h"
+#include "util/time_format.h"
 
 namespace sendq::fake {
 
@@ -111,6 +113,25 @@ std::optional<std::string> BearerToken(const httplib::Request& req) {
 
 json KeyOrNull(const std::string& key) { return key.empty() ? json(nullptr) : json(key); }
 
+std::string StringOr(const json& j, const char* key, const std::string& fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+// The number a send goes out from, as the fake's lists know it: the request's number_id, the
+// id of its from_number ("num_" and its digits), or its agent's number ("num_agent_<id>").
+std::string NumberIdOf(const json& request) {
+  if (std::string id = StringOr(request, "number_id", ""); !id.empty()) return id;
+  if (std::string from = StringOr(request, "from_number", ""); !from.empty()) {
+    std::string digits;
+    for (char c : from) {
+      if (std::isdigit(static_cast<unsigned char>(c))) digits += c;
+    }
+    return "num_" + digits;
+  }
+  return "num_agent_" + StringOr(request, "agent_id", "");
+}
+
 // Reads an integer query parameter. Absent: `fallback`. Malformed or negative: nullopt.
 std::optional<int64_t> QueryInt(const httplib::Request& req, const char* name, int64_t fallback) {
   if (!req.has_param(name)) return fallback;
@@ -183,6 +204,8 @@ json FaultConfigToJson(const FaultConfig& config) {
       {"rate_429", config.rate_429},
       {"drop_rate", config.drop_rate},
       {"reject_rate", config.reject_rate},
+      {"accept_then_drop_rate", config.accept_then_drop_rate},
+      {"list_status", config.list_status},
       {"token", config.token.empty() ? json(nullptr) : json(config.token)},
       {"force_status", config.force_status},
       {"force_retry_after", config.force_retry_after},
@@ -225,6 +248,14 @@ Status ApplyFaultConfigJson(const json& patch, FaultConfig* config) {
       status = probability(&next.drop_rate);
     } else if (name == "reject_rate") {
       status = probability(&next.reject_rate);
+    } else if (name == "accept_then_drop_rate") {
+      status = probability(&next.accept_then_drop_rate);
+    } else if (name == "list_status") {
+      status = non_negative_int(&next.list_status);
+      if (status.ok() && next.list_status != 0 &&
+          (next.list_status < 200 || next.list_status > 599)) {
+        status = Status::InvalidArgument("list_status must be 0 or an HTTP status in 200..599");
+      }
     } else if (name == "token") {
       if (value.is_null()) {
         next.token.clear();
@@ -339,6 +370,16 @@ Result<int> FakeAgentPhone::Start() {
 
   server.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
     HandleSend(req, res);
+  });
+  server.Get("/v1/numbers", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleNumbers(req, res);
+  });
+  server.Get(R"(/v1/numbers/([^/]+)/messages)",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               HandleNumberMessages(req, res);
+             });
+  server.Get(R"(/v1/agents/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleAgent(req, res);
   });
   server.Get("/__fake/sent", [this](const httplib::Request& req, httplib::Response& res) {
     HandleList(req, res, /*accepted_only=*/true);
@@ -546,7 +587,7 @@ void FakeAgentPhone::HandleSend(const httplib::Request& req, httplib::Response& 
         {"id", id},
         {"status", "sent"},
         {"channel", channel},
-        {"from_number", kFromNumber},
+        {"from_number", has("from_number") ? request["from_number"] : json(kFromNumber)},
         {"to_number", to_number},
         {"conversation_id", "conv_" + RandomHex(16)},
         {"media_urls", media_urls},
@@ -560,7 +601,24 @@ void FakeAgentPhone::HandleSend(const httplib::Request& req, httplib::Response& 
   RecordSend({{"idempotency_key", KeyOrNull(key)},
               {"id", answer["id"]},
               {"body", std::move(recorded_body)},
-              {"received_at_ms", arrived_at}});
+              {"received_at_ms", arrived_at},
+              {"number_id", NumberIdOf(request)},
+              {"from", answer["from_number"]},
+              {"to", answer["to_number"]},
+              {"channel", channel}});
+  bool drop_answer = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    drop_answer = config.accept_then_drop_rate > 0 && Draw() < config.accept_then_drop_rate;
+  }
+  if (drop_answer) {
+    // Sent, and listed, but the client never learns it: its outcome is unknown.
+    if (!ShutdownConnection(req.local_port, req.remote_port)) {
+      log::Warn("drop_failed", {{"reason", "connection socket not found"}});
+    }
+    res.status = 0;
+    return;
+  }
   SetJson(res, 200, answer);
 }
 
@@ -616,6 +674,112 @@ void FakeAgentPhone::HandleList(const httplib::Request& req, httplib::Response& 
   body["max_in_flight"] = max_in_flight_;
   lock.unlock();
   SetJson(res, 200, body);
+}
+
+bool FakeAgentPhone::Authorized(const httplib::Request& req, httplib::Response& res) {
+  std::optional<std::string> bearer = BearerToken(req);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (bearer && (config_.token.empty() || *bearer == config_.token)) return true;
+  SetJson(res, 401, CannedError(401));
+  return false;
+}
+
+void FakeAgentPhone::HandleNumbers(const httplib::Request& req, httplib::Response& res) {
+  if (!Authorized(req, res)) return;
+  std::optional<int64_t> limit = QueryInt(req, "limit", 20);
+  std::optional<int64_t> offset = QueryInt(req, "offset", 0);
+  if (!limit || !offset || *limit < 1 || *limit > 200) {
+    SetJson(res, 422, RejectionBody());
+    return;
+  }
+  // Every from_number that sent, oldest first.
+  std::vector<json> numbers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<std::string> seen;
+    for (const json& send : sends_) {
+      const std::string id = send.value("number_id", "");
+      if (id.rfind("num_agent_", 0) == 0 || !send["from"].is_string() || !seen.insert(id).second) {
+        continue;
+      }
+      numbers.push_back({{"id", id},
+                         {"phoneNumber", send["from"]},
+                         {"country", "US"},
+                         {"status", "active"},
+                         {"agentId", nullptr},
+                         {"createdAt", FormatRfc3339(send["received_at_ms"].get<TimeMs>())}});
+    }
+  }
+  json data = json::array();
+  for (size_t i = static_cast<size_t>(*offset);
+       i < numbers.size() && data.size() < static_cast<size_t>(*limit); ++i) {
+    data.push_back(numbers[i]);
+  }
+  const bool has_more = static_cast<size_t>(*offset) + data.size() < numbers.size();
+  SetJson(res, 200, {{"data", data}, {"hasMore", has_more}, {"total", numbers.size()}});
+}
+
+void FakeAgentPhone::HandleAgent(const httplib::Request& req, httplib::Response& res) {
+  if (!Authorized(req, res)) return;
+  const std::string agent_id = req.matches[1];
+  SetJson(res, 200,
+          {{"id", agent_id},
+           {"name", "fake agent"},
+           {"numbers", json::array({{{"id", "num_agent_" + agent_id},
+                                     {"phoneNumber", kFromNumber},
+                                     {"status", "active"}}})}});
+}
+
+void FakeAgentPhone::HandleNumberMessages(const httplib::Request& req, httplib::Response& res) {
+  if (!Authorized(req, res)) return;
+  const std::string number_id = req.matches[1];
+  std::optional<int64_t> limit = QueryInt(req, "limit", 50);
+  std::optional<TimeMs> after;
+  std::optional<TimeMs> before;
+  bool valid = limit && *limit >= 1 && *limit <= 200;
+  if (req.has_param("after"))
+    valid &= (after = ParseRfc3339(req.get_param_value("after"))) != std::nullopt;
+  if (req.has_param("before"))
+    valid &= (before = ParseRfc3339(req.get_param_value("before"))) != std::nullopt;
+  if (!valid) {
+    SetJson(res, 422, RejectionBody());
+    return;
+  }
+  int list_status = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    list_status = config_.list_status;
+  }
+  if (list_status != 0) {
+    SetJson(res, list_status, CannedError(list_status));
+    return;
+  }
+  // Newest first, strictly between `after` and `before`.
+  json data = json::array();
+  bool has_more = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = sends_.rbegin(); it != sends_.rend(); ++it) {
+      const json& send = *it;
+      if (send.value("number_id", "") != number_id) continue;
+      const TimeMs at = send["received_at_ms"].get<TimeMs>();
+      if ((after && at <= *after) || (before && at >= *before)) continue;
+      if (data.size() == static_cast<size_t>(*limit)) {
+        has_more = true;
+        break;
+      }
+      const json& body = send["body"];
+      data.push_back(
+          {{"id", send["id"]},
+           {"from_", send["from"]},
+           {"to", send["to"]},
+           {"body", body.is_object() && body.contains("body") ? body["body"] : json(nullptr)},
+           {"direction", "outbound"},
+           {"channel", send["channel"]},
+           {"receivedAt", FormatRfc3339(at)}});
+    }
+  }
+  SetJson(res, 200, {{"data", data}, {"hasMore", has_more}});
 }
 
 void FakeAgentPhone::HandleConfig(const httplib::Request& req, httplib::Response& res) {

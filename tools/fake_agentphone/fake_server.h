@@ -9,6 +9,14 @@
 //
 // Routes:
 //   POST /v1/messages       the fake Send Message endpoint (bearer auth).
+//   GET  /v1/numbers        the numbers that sent (a from_number's id is "num_" and its
+//                           digits), offset paging: {"data", "hasMore", "total"}.
+//   GET  /v1/agents/{id}    any agent, with one number "num_agent_<id>".
+//   GET  /v1/numbers/{id}/messages   the accepted sends from that number, newest first, with
+//                           limit (at most 200) and the after/before time cursors (exclusive):
+//                           {"data": [{"id","from_","to","body","direction","channel",
+//                           "receivedAt"}], "hasMore"}. A number id is the request's number_id,
+//                           its from_number's id, or its agent's number.
 //   GET  /__fake/sent       {"count": N, "sends": [{"idempotency_key", "id", "body",
 //                           "received_at_ms"}, ...]}: the accepted sends, oldest first.
 //                           ?min_count=N&wait_ms=M waits (up to 60 s) for N of them.
@@ -69,6 +77,11 @@ struct FaultConfig {
   double rate_429 = 0;     // probability of 429 with Retry-After: 1
   double drop_rate = 0;    // probability of closing the connection without an answer
   double reject_rate = 0;  // probability of a FastAPI 422
+  // Probability of accepting a send (recorded and listed, like any accepted send) and then
+  // closing the connection without the answer: the sender cannot know it was sent.
+  double accept_then_drop_rate = 0;
+  // Answer the list of a number's messages with this status (e.g. 503); 0 = off.
+  int list_status = 0;
   // The expected bearer token. Empty: any bearer is accepted, but one must be present.
   std::string token;
   int force_status = 0;           // answer every POST with this status (200..599); 0 = off
@@ -122,6 +135,12 @@ class FakeAgentPhone {
   void HandleSend(const httplib::Request& req, httplib::Response& res);
   void HandleList(const httplib::Request& req, httplib::Response& res, bool accepted_only);
   void HandleConfig(const httplib::Request& req, httplib::Response& res);
+  // GET /v1/numbers, GET /v1/agents/{id} and GET /v1/numbers/{id}/messages, over the
+  // accepted sends. False (and a 401 written) when the bearer is missing or wrong.
+  bool Authorized(const httplib::Request& req, httplib::Response& res);
+  void HandleNumbers(const httplib::Request& req, httplib::Response& res);
+  void HandleAgent(const httplib::Request& req, httplib::Response& res);
+  void HandleNumberMessages(const httplib::Request& req, httplib::Response& res);
   void HandleReset(const httplib::Request& req, httplib::Response& res);
 
   // Records an arriving send and returns its sequence number.

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--reject-rate", faults.reject_rate, "Probability of a 422")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--accept-then-drop-rate", faults.accept_then_drop_rate,
+                 "Probability of accepting a send, then closing the connection unanswered")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--log", log_path, "Append one JSON line per accepted send to this file");
   CLI::Option* seed_option = app.add_option("--seed", seed, "Seed for the random faults");
   app.add_option("--threads", options.threads, "Requests served at once")

@@ -137,7 +137,8 @@ Result<std::vector<Claimer::Candidate>> Claimer::DueCandidates(Db& db, Priority 
   static const std::string sql =
       Sql("SELECT id, sender, send_window, window_zones, paced FROM messages INDEXED BY "
           "messages_due WHERE status = {queued} AND held = 0 AND priority = ?1 AND "
-          "next_attempt_at <= ?2 AND expires_at > ?2 ORDER BY next_attempt_at LIMIT ?3");
+          "next_attempt_at <= ?2 AND (expires_at > ?2 OR unknown_since IS NOT NULL) "
+          "ORDER BY next_attempt_at LIMIT ?3");
   Result<Stmt*> stmt = db.Prepare(sql.c_str());
   if (!stmt.ok()) return stmt.status();
   (*stmt)->Bind(1, static_cast<int64_t>(p)).Bind(2, now).Bind(3, static_cast<int64_t>(limit));
@@ -197,7 +198,7 @@ Status ExpireQueued(Db& db, TimeMs now) {
   static const std::string sql =
       Sql("UPDATE messages INDEXED BY messages_expiry SET status = ?2, version = version + 1, "
           "updated_at = ?1, last_error = ?3 WHERE status = {queued} AND expires_at <= ?1 "
-          "RETURNING id, producer, ordering_key");
+          "AND unknown_since IS NULL RETURNING id, producer, ordering_key");
   Result<Stmt*> stmt = db.Prepare(sql.c_str());
   if (!stmt.ok()) return stmt.status();
   (*stmt)
@@ -222,7 +223,7 @@ Status ExpireQueued(Db& db, TimeMs now) {
 }
 
 // A `sending` message whose lease ran out: its worker died or hung, so the attempt's outcome
-// is unknown. It is charged, then retried or failed as --on-unknown says.
+// is unknown. It is charged and queued, due now, to be looked up at AgentPhone first.
 Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
   static const std::string select_sql = Sql("SELECT " SENDQ_STATE_COLUMNS
                                             " FROM messages INDEXED BY messages_leases "
@@ -238,15 +239,16 @@ Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
     expired.emplace_back(ReadMessage(**select), AttemptCount(**select));
   }
   (*select)->Reset();
-  DeliveryPolicy policy;
-  policy.max_attempts = o.max_attempts;
-  policy.fail_unknown = o.fail_unknown;
   static const std::string close_sql =
       Sql("UPDATE attempts SET finished_at = ?3, outcome = {outcome_unknown}, error = ?4, "
           "charged = 1 WHERE message_id = ?1 AND number = ?2 AND outcome IS NULL");
+  static const std::string update_sql =
+      Sql("UPDATE messages SET status = {queued}, attempts = attempts + 1, "
+          "version = version + 1, updated_at = ?4, next_attempt_at = ?4, lease_until = NULL, "
+          "last_error = ?5, unknown_since = (SELECT started_at FROM attempts "
+          "WHERE message_id = ?1 AND number = ?3) WHERE id = ?1 AND version = ?2");
   for (auto& [m, attempt_number] : expired) {
-    const LostLeaseDecision decision = DecideAfterLostLease(policy, m, attempt_number, o.now);
-    const MessageStatus next = decision.new_status;
+    const LostLeaseDecision decision = DecideAfterLostLease(attempt_number);
     Result<Stmt*> close_attempt = db.Prepare(close_sql.c_str());
     if (!close_attempt.ok()) return close_attempt.status();
     (*close_attempt)
@@ -255,28 +257,18 @@ Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
         .Bind(3, o.now)
         .Bind(4, decision.attempt_error);
     if (Status st = (*close_attempt)->Run(); !st.ok()) return st;
-    Result<Stmt*> update = db.Prepare(
-        "UPDATE messages SET status = ?3, attempts = attempts + 1, version = version + 1, "
-        "updated_at = ?4, next_attempt_at = ?4, lease_until = NULL, last_error = ?5 "
-        "WHERE id = ?1 AND version = ?2");
+    Result<Stmt*> update = db.Prepare(update_sql.c_str());
     if (!update.ok()) return update.status();
     (*update)
         ->Bind(1, m.id)
         .Bind(2, m.version)
-        .Bind(3, static_cast<int64_t>(next))
+        .Bind(3, static_cast<int64_t>(attempt_number))
         .Bind(4, o.now)
         .Bind(5, decision.last_error);
     if (Status st = (*update)->Run(); !st.ok()) return st;
     db.NoteChanged(m.id);
-    // Outcome unknown and retried (due now), it still holds its lane; failed, it lets the
-    // next go.
-    if (IsTerminal(next)) {
-      if (Status st = ReleaseLane(db, m.producer, m.ordering_key); !st.ok()) return st;
-    } else {
-      db.NoteWorkAdded();
-    }
-    log::Warn("lease_expired",
-              {{"message_id", m.id}, {"attempt", attempt_number}, {"status", StatusName(next)}});
+    db.NoteWorkAdded();  // it still holds its lane
+    log::Warn("lease_expired", {{"message_id", m.id}, {"attempt", attempt_number}});
   }
   return Status::Ok();
 }

@@ -21,7 +21,7 @@ Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::strin
           "channel = coalesce(?9, channel), from_number = coalesce(?10, from_number), "
           "sent_to_number = coalesce(?11, sent_to_number), "
           "conversation_id = coalesce(?12, conversation_id), "
-          "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved) "
+          "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), unknown_since = ?14 "
           "WHERE id = ?1 AND version = ?2 AND status = {sending} RETURNING producer, ordering_key");
   Result<Stmt*> update = db.Prepare(update_sql.c_str());
   if (!update.ok()) return update.status();
@@ -38,7 +38,8 @@ Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::strin
       .Bind(10, r.response.from_number)
       .Bind(11, r.response.to_number)
       .Bind(12, r.response.conversation_id)
-      .Bind(13, OptBool(r.response.reply_parent_unresolved));
+      .Bind(13, OptBool(r.response.reply_parent_unresolved))
+      .Bind(14, r.unknown_since);
   Result<bool> row = (*update)->Step();
   if (!row.ok()) return row.status();
   // Fenced: the lease was taken over; the newer state wins.

@@ -33,7 +33,7 @@ Result<std::optional<std::pair<Message, std::string>>> FindByKey(Db& db,
   if (!found.ok()) return found.status();
   if (!*found) return std::optional<std::pair<Message, std::string>>();
   Message earlier = ReadMessage(**find);
-  std::string controls = (*find)->OptText(29).value_or("{}");
+  std::string controls = (*find)->OptText(kMessageColumnCount).value_or("{}");
   (*find)->Reset();
   return std::optional<std::pair<Message, std::string>>(
       std::make_pair(std::move(earlier), std::move(controls)));

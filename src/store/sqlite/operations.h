@@ -22,14 +22,17 @@ namespace sendq::store {
 
 // The columns ReadMessage() expects, with the request and the answer given as expressions: a
 // SELECT over MessagesFrom() names them, an UPDATE's RETURNING (which cannot join) gives NULL.
-#define SENDQ_MESSAGE_COLUMNS_WITH(REQUEST, ANSWER)                                    \
-  "id, producer, idempotency_key, " REQUEST                                            \
-  ", status, attempts, version, created_at, updated_at, next_attempt_at, expires_at, " \
-  "lease_until, sent_at, last_error, provider_message_id, channel, from_number, "      \
-  "sent_to_number, conversation_id, reply_parent_unresolved, " ANSWER                  \
-  ", attempt_count, "                                                                  \
-  "ordering_key, priority, send_at, send_window, window_zones, sender, held"
+#define SENDQ_MESSAGE_COLUMNS_WITH(REQUEST, ANSWER)                                           \
+  "id, producer, idempotency_key, " REQUEST                                                   \
+  ", status, attempts, version, created_at, updated_at, next_attempt_at, expires_at, "        \
+  "lease_until, sent_at, last_error, provider_message_id, channel, from_number, "             \
+  "sent_to_number, conversation_id, reply_parent_unresolved, " ANSWER                         \
+  ", attempt_count, "                                                                         \
+  "ordering_key, priority, send_at, send_window, window_zones, sender, held, unknown_since, " \
+  "hold_reason"
 #define SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGE_COLUMNS_WITH("request", "upstream_response")
+// How many columns ReadMessage() reads: a query may add its own after them.
+inline constexpr int kMessageColumnCount = 31;
 #define SENDQ_STATE_COLUMNS SENDQ_MESSAGE_COLUMNS_WITH("NULL", "NULL")
 // A message with its request and answer.
 #define SENDQ_MESSAGES_FROM " FROM messages JOIN requests USING (id) LEFT JOIN answers USING (id)"
@@ -115,6 +118,8 @@ Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
                                           const std::string& id);
 Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFilter& filter);
 Result<std::optional<TimeMs>> NextWakeAt(Db& db);
+Result<std::optional<std::string>> FindByProviderId(Db& db, const std::string& provider_message_id,
+                                                    const std::string& except_id);
 Result<Stats> ReadStats(Db& db, TimeMs now);
 
 }  // namespace sendq::store

@@ -35,8 +35,9 @@ Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
     a.error = s.OptText(5);
     a.response_body = s.OptText(6);
     a.charged = s.Int(7) != 0;
-    // The answer of the attempt that sent the message is kept once, in `answers`.
-    if (a.outcome == AttemptOutcome::kSent && !a.response_body && (*m)->upstream_response) {
+    // The answer of the attempt that sent (or found) the message is kept once, in `answers`.
+    if ((a.outcome == AttemptOutcome::kSent || a.outcome == AttemptOutcome::kReconciled) &&
+        !a.response_body && (*m)->upstream_response) {
       a.response_body = TruncateStoredResponse(*(*m)->upstream_response);
     }
     out.push_back(std::move(a));
@@ -98,6 +99,21 @@ Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFil
   return page;
 }
 
+Result<std::optional<std::string>> FindByProviderId(Db& db, const std::string& provider_message_id,
+                                                    const std::string& except_id) {
+  Result<Stmt*> stmt = db.Prepare(
+      "SELECT id FROM messages INDEXED BY messages_provider_id WHERE provider_message_id = ?1 "
+      "AND id != ?2 LIMIT 1");
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)->Bind(1, provider_message_id).Bind(2, except_id);
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  std::optional<std::string> id;
+  if (*row) id = (*stmt)->Text(0);
+  (*stmt)->Reset();
+  return id;
+}
+
 Result<std::optional<TimeMs>> NextWakeAt(Db& db) {
   // One due time per priority (each is the head of its own range of messages_due), the
   // soonest expiry of a waiting message, and the soonest lease end: O(log n) each.
@@ -109,7 +125,7 @@ Result<std::optional<TimeMs>> NextWakeAt(Db& db) {
           "(SELECT min(next_attempt_at) FROM messages INDEXED BY messages_due "
           "WHERE status = {queued} AND held = 0 AND priority = {bulk}), "
           "(SELECT min(expires_at) FROM messages INDEXED BY messages_expiry "
-          "WHERE status = {queued}), "
+          "WHERE status = {queued} AND unknown_since IS NULL), "
           "(SELECT min(lease_until) FROM messages INDEXED BY messages_leases "
           "WHERE status = {sending})");
   Result<Stmt*> stmt = db.Prepare(sql.c_str());
@@ -144,7 +160,7 @@ Result<Stats> ReadStats(Db& db, TimeMs now) {
   if (!row.ok()) return row.status();
   if (*row) stats.oldest_queued_created_at = MessageIdTime((*oldest)->Text(0));
   (*oldest)->Reset();
-  // One pass over the queued messages (messages_due and the held ones), grouped.
+  // One pass over the queued messages, grouped.
   static const std::string groups_sql =
       Sql("SELECT priority, coalesce(sender, ''), count(*), sum(held), "
           "sum(held = 0 AND paced = 1 AND next_attempt_at > ?1), "
@@ -152,7 +168,7 @@ Result<Stats> ReadStats(Db& db, TimeMs now) {
           "sum(held = 0 AND paced = 0 AND coalesce(send_at <= ?1, 1) AND send_window IS NOT NULL "
           "AND next_attempt_at > ?1), "
           "min(CASE WHEN held = 0 AND next_attempt_at <= ?1 THEN next_attempt_at END) "
-          "FROM messages INDEXED BY messages_expiry WHERE status = {queued} "
+          "FROM messages INDEXED BY messages_status WHERE status = {queued} "
           "GROUP BY priority, sender");
   Result<Stmt*> groups = db.Prepare(groups_sql.c_str());
   if (!groups.ok()) return groups.status();

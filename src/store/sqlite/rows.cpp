@@ -35,6 +35,8 @@ Message ReadMessage(const Stmt& s) {
   m.window_zones = s.OptText(26);
   m.sender = s.OptText(27);
   m.held = s.Int(28) != 0;
+  m.unknown_since = s.OptInt(29);
+  m.hold_reason = s.OptText(30);
   return m;
 }
 

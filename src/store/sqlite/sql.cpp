@@ -13,8 +13,10 @@ std::string Sql(std::string_view text) {
                      fmt::arg("sent", n(MessageStatus::kSent)),
                      fmt::arg("failed", n(MessageStatus::kFailed)),
                      fmt::arg("canceled", n(MessageStatus::kCanceled)),
+                     fmt::arg("held_status", n(MessageStatus::kHeld)),
                      fmt::arg("outcome_sent", n(AttemptOutcome::kSent)),
                      fmt::arg("outcome_unknown", n(AttemptOutcome::kUnknown)),
+                     fmt::arg("outcome_reconciled", n(AttemptOutcome::kReconciled)),
                      fmt::arg("high", n(Priority::kHigh)), fmt::arg("normal", n(Priority::kNormal)),
                      fmt::arg("bulk", n(Priority::kBulk)));
 }

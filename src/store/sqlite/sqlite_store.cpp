@@ -245,6 +245,13 @@ class SqliteStore final : public Store {
     return writer_.Run([&](Db& db) { return store::Unclaim(db, id, version, attempt_number); });
   }
 
+  Result<std::optional<std::string>> FindByProviderId(const std::string& provider_message_id,
+                                                      const std::string& except_id) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::FindByProviderId(**db, provider_message_id, except_id);
+  }
+
   Result<std::optional<TimeMs>> NextWakeAt() override {
     Result<ReaderPool::Lease> db = readers_.Acquire();
     if (!db.ok()) return db.status();

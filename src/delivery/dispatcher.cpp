@@ -144,6 +144,7 @@ store::ClaimOptions Dispatcher::ClaimOptionsAt(TimeMs now, int limit) {
   o.limit = limit;
   o.lease = options_.lease;
   o.max_attempts = options_.policy.max_attempts;
+  o.lost_send_settles_after = options_.upstream_timeout + options_.policy.lookup_grace;
   o.pacer = &pacer_;
   return o;
 }

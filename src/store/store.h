@@ -45,6 +45,10 @@ struct ClaimOptions {
   int limit = 1;
   DurationMs lease = 60'000;
   int max_attempts = 12;
+  // A send whose lease ran out is looked up no sooner than this long after it started: its
+  // request may still be reaching AgentPhone until the upstream timeout, and is listed a
+  // moment after.
+  DurationMs lost_send_settles_after = 0;
   // First fail queued messages whose validity ran out and recover expired leases. A claim
   // that follows another closely may skip it: both only look for deadlines that have passed.
   bool housekeeping = true;

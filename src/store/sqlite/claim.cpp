@@ -223,7 +223,8 @@ Status ExpireQueued(Db& db, TimeMs now) {
 }
 
 // A `sending` message whose lease ran out: its worker died or hung, so the attempt's outcome
-// is unknown. It is charged and queued, due now, to be looked up at AgentPhone first.
+// is unknown. It is charged and queued to be looked up at AgentPhone first, once the request
+// cannot be in flight any more (o.lost_send_settles_after past its start).
 Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
   static const std::string select_sql = Sql("SELECT " SENDQ_STATE_COLUMNS
                                             " FROM messages INDEXED BY messages_leases "
@@ -239,23 +240,28 @@ Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
     expired.emplace_back(ReadMessage(**select), AttemptCount(**select));
   }
   (*select)->Reset();
+  // A look-up (the message already has an unknown send) that was cut short is not charged,
+  // and the send it was looking for stays the one to find.
   static const std::string close_sql =
       Sql("UPDATE attempts SET finished_at = ?3, outcome = {outcome_unknown}, error = ?4, "
-          "charged = 1 WHERE message_id = ?1 AND number = ?2 AND outcome IS NULL");
+          "charged = ?5 WHERE message_id = ?1 AND number = ?2 AND outcome IS NULL");
   static const std::string update_sql =
-      Sql("UPDATE messages SET status = {queued}, attempts = attempts + 1, "
-          "version = version + 1, updated_at = ?4, next_attempt_at = ?4, lease_until = NULL, "
-          "last_error = ?5, unknown_since = (SELECT started_at FROM attempts "
-          "WHERE message_id = ?1 AND number = ?3) WHERE id = ?1 AND version = ?2");
+      Sql("UPDATE messages SET status = {queued}, attempts = attempts + ?6, "
+          "version = version + 1, updated_at = ?4, next_attempt_at = max(?4, ?7 + (SELECT "
+          "started_at FROM attempts WHERE message_id = ?1 AND number = ?3)), lease_until = NULL, "
+          "last_error = ?5, unknown_since = coalesce(unknown_since, (SELECT started_at FROM "
+          "attempts WHERE message_id = ?1 AND number = ?3)) WHERE id = ?1 AND version = ?2");
   for (auto& [m, attempt_number] : expired) {
     const LostLeaseDecision decision = DecideAfterLostLease(attempt_number);
+    const int64_t charged = m.unknown_since ? 0 : 1;
     Result<Stmt*> close_attempt = db.Prepare(close_sql.c_str());
     if (!close_attempt.ok()) return close_attempt.status();
     (*close_attempt)
         ->Bind(1, m.id)
         .Bind(2, static_cast<int64_t>(attempt_number))
         .Bind(3, o.now)
-        .Bind(4, decision.attempt_error);
+        .Bind(4, decision.attempt_error)
+        .Bind(5, charged);
     if (Status st = (*close_attempt)->Run(); !st.ok()) return st;
     Result<Stmt*> update = db.Prepare(update_sql.c_str());
     if (!update.ok()) return update.status();
@@ -264,7 +270,9 @@ Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
         .Bind(2, m.version)
         .Bind(3, static_cast<int64_t>(attempt_number))
         .Bind(4, o.now)
-        .Bind(5, decision.last_error);
+        .Bind(5, decision.last_error)
+        .Bind(6, charged)
+        .Bind(7, o.lost_send_settles_after);
     if (Status st = (*update)->Run(); !st.ok()) return st;
     db.NoteChanged(m.id);
     db.NoteWorkAdded();  // it still holds its lane

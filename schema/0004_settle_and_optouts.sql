@@ -13,7 +13,8 @@ CREATE INDEX messages_expiry ON messages (expires_at) WHERE status = 0 AND unkno
 -- The runaway guards count a producer's recent messages to one recipient (and those with the
 -- same body) from this index; body_hash is a 64-bit FNV-1a of the request's body.
 ALTER TABLE messages ADD COLUMN body_hash INTEGER;
-ALTER TABLE messages ADD COLUMN hold_reason TEXT;  -- why a `held` (5) message was held
+ALTER TABLE messages ADD COLUMN status_reason TEXT;  -- why a rule held or failed it:
+                                                      -- recipient_cap, duplicate_body, suppressed
 CREATE INDEX messages_recipient ON messages (producer, to_number, created_at)
   WHERE to_number IS NOT NULL;
 

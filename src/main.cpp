@@ -175,6 +175,12 @@ int Serve(const Config& config) {
   server_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   server_options.max_batch_body_bytes = static_cast<size_t>(config.max_batch_body_bytes);
   server_options.validation.default_region = config.default_region;
+  server_options.inbound.secret = config.agentphone_webhook_secret;
+  server_options.inbound.owners = config.number_owners;
+  server_options.inbound.default_region = config.default_region;
+  for (const auto& [producer, token] : config.api_tokens) {
+    server_options.inbound.producers.push_back(producer);
+  }
   server_options.producer_tokens = config.api_tokens;
   api::ApiServer server(
       api::ServerDeps{store->get(), &intake, &circuit, &metrics, &long_polls, clock},

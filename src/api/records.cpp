@@ -49,6 +49,7 @@ nlohmann::ordered_json MessageRecord(const Message& m, const nlohmann::json& req
   r["idempotency_key"] = Opt(m.idempotency_key);
   r["attempts"] = m.attempts;
   r["last_error"] = Opt(m.last_error);
+  r["reason"] = Opt(m.status_reason);
   r["next_attempt_at"] =
       m.status == MessageStatus::kQueued ? OptTime(m.next_attempt_at) : nlohmann::json(nullptr);
   r["expires_at"] = FormatRfc3339(m.expires_at);

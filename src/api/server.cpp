@@ -9,9 +9,12 @@
 #include "api/enqueue_request.h"
 #include "api/list_query.h"
 #include "api/records.h"
+#include "queue/phone.h"
 #include "queue/validation.h"
 #include "util/duration.h"
+#include "util/hmac.h"
 #include "util/log.h"
+#include "util/time_format.h"
 
 namespace sendq::api {
 namespace {
@@ -60,14 +63,6 @@ Response StatusResponse(const Status& st) {
   }
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  // The length is not secret enough to hide; the contents are.
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -98,6 +93,9 @@ enum Route {
   kAttempts,
   kCancel,
   kRetry,
+  kSuppression,
+  kSuppressionList,
+  kAgentPhoneWebhook,
 };
 
 struct RouteSpec {
@@ -121,6 +119,12 @@ const std::vector<RouteSpec>& Routes() {
       {kAttempts, "GET", {"v1", "messages", "*", "attempts"}, true, false},
       {kCancel, "POST", {"v1", "messages", "*", "cancel"}, true, false},
       {kRetry, "POST", {"v1", "messages", "*", "retry"}, true, false},
+      {kSuppression, "PUT", {"v1", "suppressions", "*"}, true, false},
+      {kSuppression, "GET", {"v1", "suppressions", "*"}, true, false},
+      {kSuppression, "DELETE", {"v1", "suppressions", "*"}, true, false},
+      {kSuppressionList, "GET", {"v1", "suppressions"}, true, false},
+      // Authenticated by AgentPhone's signature, not a producer token.
+      {kAgentPhoneWebhook, "POST", {"v1", "agentphone", "webhook"}, false, false},
   };
   return routes;
 }
@@ -162,6 +166,38 @@ Response Unauthorized() {
   return res;
 }
 
+// A send to a number on the producer's suppression list.
+FieldError SuppressedError(Json loc) {
+  return FieldError{std::move(loc),
+                    "Value error, the recipient opted out of this producer's messages "
+                    "(suppressed): DELETE /v1/suppressions/{number} to send to it again",
+                    "value_error"};
+}
+
+Response SuppressedAnswer(Json loc) { return ValidationErrors({SuppressedError(std::move(loc))}); }
+
+Json SuppressionRecord(const store::Suppression& s) {
+  return {{"number", s.number},
+          {"created_at", FormatRfc3339(s.created_at)},
+          {"source", s.source},
+          {"reason", s.reason ? Json(*s.reason) : Json(nullptr)}};
+}
+
+// A path segment with its %XX escapes decoded ("%2B1415..." is "+1415...").
+std::string PercentDecoded(std::string_view segment) {
+  std::string out;
+  for (size_t i = 0; i < segment.size(); ++i) {
+    if (segment[i] == '%' && i + 2 < segment.size() && std::isxdigit(segment[i + 1]) &&
+        std::isxdigit(segment[i + 2])) {
+      out += static_cast<char>(std::stoi(std::string(segment.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += segment[i];
+    }
+  }
+  return out;
+}
+
 // The answer to POST /v1/messages once the store has answered.
 Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::string& producer,
                        const nlohmann::json& request) {
@@ -171,6 +207,7 @@ Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::st
     }
     return StatusResponse(result.status());
   }
+  if (result->suppressed) return SuppressedAnswer({"body", "to_number"});
   const Message& m = result->message;
   if (result->replayed) {
     log::Info("message_replayed", {{"message_id", m.id}, {"producer", producer}});
@@ -326,6 +363,9 @@ http::HeadVerdict ApiServer::OnHead(Request& req) {
     case kBatch:
       verdict.body_limit = options_.max_batch_body_bytes;
       break;
+    case kAgentPhoneWebhook:
+      verdict.body_limit = options_.max_body_bytes;
+      break;
     default:
       verdict.body_limit = kMaxIgnoredBodyBytes;  // read and ignored
       break;
@@ -356,6 +396,12 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
       return respond(HandleCancel(req));
     case kRetry:
       return respond(HandleRetry(req));
+    case kSuppression:
+      return respond(HandleSuppression(req));
+    case kSuppressionList:
+      return respond(HandleSuppressionList(req));
+    case kAgentPhoneWebhook:
+      return respond(HandleAgentPhoneWebhook(req));
   }
   respond(ErrorResponse(404, "not_found", "no such endpoint"));
 }
@@ -399,6 +445,113 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
         });
         counted->Release();  // the last use of this ApiServer
       });
+}
+
+Response ApiServer::HandleSuppression(const Request& req) {
+  const std::string& producer = req.principal;
+  const std::string given = PercentDecoded(req.path_params[0]);
+  std::optional<std::string> number = NormalisePhone(given, options_.validation.default_region);
+  if (!number) {
+    return ValidationErrors({FieldError{{"path", "number"},
+                                        "Value error, not a phone number (E.164, or national in "
+                                        "the default region)",
+                                        "value_error"}});
+  }
+  if (req.method == "GET") {
+    Result<std::optional<store::Suppression>> found =
+        deps_.store->GetSuppression(producer, *number);
+    if (!found.ok()) return StatusResponse(found.status());
+    if (!*found) return ErrorResponse(404, "not_found", *number + " is not suppressed");
+    return JsonResponse(200, SuppressionRecord(**found));
+  }
+  if (req.method == "DELETE") {
+    Result<bool> removed = deps_.store->Unsuppress(producer, *number);
+    if (!removed.ok()) return StatusResponse(removed.status());
+    if (!*removed) return ErrorResponse(404, "not_found", *number + " is not suppressed");
+    log::Info("suppression_removed", {{"producer", producer}, {"source", "api"}});
+    return JsonResponse(200, {{"number", *number}, {"deleted", true}});
+  }
+  // PUT, with an optional {"reason": "..."}.
+  std::optional<std::string> reason;
+  if (!req.body.empty()) {
+    nlohmann::json body;
+    if (std::optional<FieldError> problem = ParseJsonBody(req.body, &body)) {
+      return ValidationErrors({*problem});
+    }
+    if (!body.is_object()) {
+      return ValidationErrors(
+          {FieldError{{"body"}, "Input should be a valid dictionary", "dict_type"}});
+    }
+    if (auto it = body.find("reason"); it != body.end() && !it->is_null()) {
+      if (!it->is_string() || it->get<std::string>().size() > 500) {
+        return ValidationErrors({FieldError{{"body", "reason"},
+                                            "Input should be a string of at most 500 characters",
+                                            "string_type"}});
+      }
+      reason = it->get<std::string>();
+    }
+  }
+  Result<store::Suppression> stored = deps_.store->Suppress(
+      store::Suppression{producer, *number, deps_.clock->NowMs(), "api", reason});
+  if (!stored.ok()) return StatusResponse(stored.status());
+  log::Info("suppression_added", {{"producer", producer}, {"source", "api"}});
+  return JsonResponse(200, SuppressionRecord(*stored));
+}
+
+Response ApiServer::HandleSuppressionList(const Request& req) {
+  int limit = kDefaultListLimit;
+  if (const std::string* value = req.FindParam("limit")) {
+    char* end = nullptr;
+    const long parsed = std::strtol(value->c_str(), &end, 10);
+    if (value->empty() || *end != '\0' || parsed < 1 || parsed > kMaxListLimit) {
+      return ValidationErrors(
+          {FieldError{{"query", "limit"},
+                      fmt::format("Input should be an integer from 1 to {}", kMaxListLimit),
+                      "int_parsing"}});
+    }
+    limit = static_cast<int>(parsed);
+  }
+  // The cursor is the last number of the previous page without its '+' (which a query string
+  // would read as a space).
+  std::string after;
+  if (const std::string* cursor = req.FindParam("cursor"); cursor != nullptr && !cursor->empty()) {
+    after = "+" + std::string(TrimSpaces(*cursor));
+    if (after.size() > 1 && after[1] == '+') after.erase(0, 1);
+  }
+  Result<std::vector<store::Suppression>> page =
+      deps_.store->ListSuppressions(req.principal, after, limit + 1);
+  if (!page.ok()) return StatusResponse(page.status());
+  const bool has_more = static_cast<int>(page->size()) > limit;
+  if (has_more) page->resize(static_cast<size_t>(limit));
+  Json data = Json::array();
+  for (const store::Suppression& s : *page) data.push_back(SuppressionRecord(s));
+  Json next_cursor = has_more ? Json(page->back().number.substr(1)) : Json(nullptr);
+  return JsonResponse(
+      200, {{"data", std::move(data)}, {"has_more", has_more}, {"next_cursor", next_cursor}});
+}
+
+Response ApiServer::HandleAgentPhoneWebhook(const Request& req) {
+  const TimeMs now = deps_.clock->NowMs();
+  InboundWebhook hook = ReadInboundWebhook(
+      options_.inbound, [&](const char* name) { return req.FindHeader(name); }, req.body, now);
+  if (hook.status != 200) {
+    log::Warn("agentphone_webhook_refused", {{"status", hook.status}, {"error", hook.error}});
+    return ErrorResponse(hook.status, hook.status == 401 ? "invalid_signature" : "invalid_body",
+                         hook.error);
+  }
+  if (hook.action == "ignore") {
+    log::Info("agentphone_webhook",
+              {{"webhook_id", hook.id}, {"event", hook.event}, {"action", "ignore"}});
+    return JsonResponse(200, {{"received", true}, {"action", "ignore"}});
+  }
+  Result<bool> applied = deps_.store->ApplyInboundWebhook(hook.id, now, hook.suppress, hook.lift);
+  if (!applied.ok()) return StatusResponse(applied.status());
+  log::Info("agentphone_webhook", {{"webhook_id", hook.id},
+                                   {"event", hook.event},
+                                   {"action", hook.action},
+                                   {"duplicate", !*applied},
+                                   {"producers", hook.suppress.size() + hook.lift.size()}});
+  return JsonResponse(200, {{"received", true}, {"action", hook.action}, {"duplicate", !*applied}});
 }
 
 Response ApiServer::HandleEnqueueBatch(const Request& req) {
@@ -451,6 +604,11 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
       entry["status"] = 409;
       entry["code"] = "idempotency_key_reused";
       entry["detail"] = r.status().message();
+    } else if (r->suppressed) {
+      ++rejected;
+      entry["status"] = 422;
+      entry["detail"] =
+          ValidationErrorBody({SuppressedError({"body", "messages", i, "to_number"})})["detail"];
     } else if (r->replayed) {
       ++replayed;
       entry["status"] = 200;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/inbound_webhook.h"
 #include "api/long_polls.h"
 #include "delivery/intake.h"
 #include "delivery/metrics.h"
@@ -42,6 +43,7 @@ struct ServerOptions {
   size_t max_batch_body_bytes = 8 << 20;               // POST /v1/messages/batch
   ValidationOptions validation;                        // --default-region
   std::map<std::string, std::string> producer_tokens;  // name -> token
+  InboundWebhookOptions inbound;                       // POST /v1/agentphone/webhook
 };
 
 // Bodies over a route's limit (ServerOptions) are refused with 413 before they are read, a
@@ -112,6 +114,10 @@ class ApiServer final : public http::Handler {
   http::Response HandleCancel(const http::Request& req);
   http::Response HandleRetry(const http::Request& req);
   http::Response HandleReady(const http::Request& req);
+  // The suppression list (opt-outs) of the request's producer, by number.
+  http::Response HandleSuppression(const http::Request& req);
+  http::Response HandleSuppressionList(const http::Request& req);
+  http::Response HandleAgentPhoneWebhook(const http::Request& req);
   http::Response HandleMetrics(const http::Request& req);
   // While stopping, the 503 for requests that would queue work.
   std::optional<http::Response> RefuseWhileDraining() const;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <sstream>
 
 #include "queue/phone.h"
 #include "util/duration.h"
@@ -236,6 +237,14 @@ class ServeParser {
         "did not find it: send it again, fail it, or send again only when AgentPhone's complete "
         "list shows it was not sent",
         OnUnknownName(d.on_unknown));
+    Add("agentphone-webhook-secret", "SENDQ_AGENTPHONE_WEBHOOK_SECRET", "SECRET",
+        "the secret AgentPhone signs its webhooks with; enables POST /v1/agentphone/webhook "
+        "(prefer the environment variable: a flag shows in the process list)",
+        "");
+    Add("number-owners", "SENDQ_NUMBER_OWNERS", "LIST",
+        "NUMBER_ID_OR_AGENT_ID=PRODUCER,...: whose suppression list an inbound STOP to that "
+        "number or agent changes (unowned: every producer's)",
+        "");
     Add("lookup-grace", "SENDQ_LOOKUP_GRACE", "DURATION",
         "after a send with an unknown outcome, how long to wait before looking for it in "
         "AgentPhone's list of sent messages",
@@ -402,6 +411,23 @@ class ServeParser {
       } else {
         (std::strcmp(flag, "sender-rate") == 0 ? config.pacing.sender_rate
                                                : config.pacing.upstream_rate) = *rate;
+      }
+    }
+    if (auto raw = Get("agentphone-webhook-secret")) {
+      config.agentphone_webhook_secret = Trim(raw->text);
+    }
+    if (auto raw = Get("number-owners")) {
+      std::stringstream items(raw->text);
+      for (std::string item; std::getline(items, item, ',');) {
+        if (Trim(item).empty()) continue;
+        const size_t eq = item.find('=');
+        const std::string key = eq == std::string::npos ? "" : Trim(item.substr(0, eq));
+        const std::string producer = eq == std::string::npos ? "" : Trim(item.substr(eq + 1));
+        if (key.empty() || producer.empty()) {
+          Problem(raw->origin, fmt::format("'{}' is not NUMBER_ID_OR_AGENT_ID=PRODUCER", item));
+          continue;
+        }
+        config.number_owners[key] = producer;
       }
     }
     if (auto raw = Get("sender-limits")) {

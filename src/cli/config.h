@@ -52,6 +52,10 @@ struct Config {
   Pacer::Options pacing;            // --sender-rate, --sender-limits, --upstream-rate
   // The files the secrets came from (--upstream-token-file, --api-tokens-file).
   std::vector<std::string> secret_files;
+  // Checks the signature of AgentPhone's webhooks (POST /v1/agentphone/webhook). Secret.
+  std::string agentphone_webhook_secret;
+  // number id or agent id -> the producer whose suppression list an inbound STOP changes.
+  std::map<std::string, std::string> number_owners;
   // Settings that work but are risky (e.g. the AgentPhone key in cleartext over the network),
   // one sentence each, for the caller to log at start.
   std::vector<std::string> warnings;

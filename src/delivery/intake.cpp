@@ -76,7 +76,7 @@ void Intake::Enqueue(store::NewMessage message, Done done) {
           reservation->HandOff(result.ok() ? std::move(result->claimed)
                                            : std::optional<store::ClaimedMessage>());
         }
-        if (result.ok() && !result->replayed) metrics_->CountEnqueued();
+        if (result.ok() && !result->replayed && !result->suppressed) metrics_->CountEnqueued();
         done(std::move(result));
       });
 }
@@ -87,7 +87,7 @@ Result<std::vector<Result<store::EnqueueResult>>> Intake::EnqueueBatch(
   if (stored.ok()) {
     int64_t added = 0;
     for (const Result<store::EnqueueResult>& item : *stored) {
-      if (item.ok() && !item->replayed) ++added;
+      if (item.ok() && !item->replayed && !item->suppressed) ++added;
     }
     if (added > 0) metrics_->CountEnqueued(added);
   }

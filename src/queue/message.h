@@ -93,7 +93,8 @@ struct Message {
   bool held = false;  // an earlier message with its ordering key is not final yet
   // Set while the outcome of the attempt that started then is unknown and not yet looked up.
   std::optional<TimeMs> unknown_since;
-  std::optional<std::string> hold_reason;  // why it is `held` (a runaway guard)
+  // Why a rule held it or failed it: "recipient_cap", "duplicate_body" or "suppressed".
+  std::optional<std::string> status_reason;
 };
 
 struct Attempt {

@@ -66,6 +66,8 @@ struct EnqueueResult {
   Message message;        // as stored (for EnqueueAndClaim: before the claim)
   bool replayed = false;  // an earlier message with the same idempotency key and body
   std::optional<ClaimedMessage> claimed;  // EnqueueAndClaim: the new message, leased
+  // Not stored: the producer's suppression list has the recipient (an opt-out).
+  bool suppressed = false;
 };
 
 // How an attempt ended, and what becomes of the message.
@@ -111,6 +113,18 @@ struct QueueGroup {
   int64_t held_by_window = 0;           // outside its send window
   std::optional<TimeMs> oldest_due_at;  // the earliest next_attempt_at among due messages
 };
+
+// An opt-out: `producer`'s messages to `number` are not sent.
+struct Suppression {
+  std::string producer;
+  std::string number;  // E.164
+  TimeMs created_at = 0;
+  std::string source;  // "api" or "inbound" (an inbound STOP)
+  std::optional<std::string> reason;
+};
+
+// The failure reason of a message whose recipient opted out.
+inline constexpr const char* kSuppressedReason = "suppressed";
 
 // What one commit changed.
 struct Changes {
@@ -197,6 +211,23 @@ class Store {
                                                                             ClaimOptions next) = 0;
   // A fresh message back to queued without an attempt (a claim that was not used).
   virtual Status Unclaim(const std::string& id, int64_t version, int attempt_number) = 0;
+
+  // Adds (or replaces) a suppression, and in the same transaction fails the producer's queued
+  // and held messages to that number (status_reason "suppressed"). Returns it as stored.
+  virtual Result<Suppression> Suppress(const Suppression& suppression) = 0;
+  // Whether there was one to remove.
+  virtual Result<bool> Unsuppress(const std::string& producer, const std::string& number) = 0;
+  virtual Result<std::optional<Suppression>> GetSuppression(const std::string& producer,
+                                                            const std::string& number) = 0;
+  // The producer's suppressions by number, after `after_number` (exclusive; "" from the start).
+  virtual Result<std::vector<Suppression>> ListSuppressions(const std::string& producer,
+                                                            const std::string& after_number,
+                                                            int limit) = 0;
+  // AgentPhone's webhook delivery `webhook_id`: applies `suppress` and `lift` (producer,
+  // number) in one transaction, unless that id was applied before (then false, nothing done).
+  virtual Result<bool> ApplyInboundWebhook(
+      const std::string& webhook_id, TimeMs now, const std::vector<Suppression>& suppress,
+      const std::vector<std::pair<std::string, std::string>>& lift) = 0;
 
   // The id of the message, other than `except_id`, that holds AgentPhone's message id
   // `provider_message_id` (a look-up must not settle two messages with one listed send).

@@ -48,6 +48,26 @@ std::future<Result<CompleteAndClaimResult>> StoreWrapper::CompleteAndClaimAsync(
 Status StoreWrapper::Unclaim(const std::string& id, int64_t version, int attempt_number) {
   return inner_->Unclaim(id, version, attempt_number);
 }
+Result<Suppression> StoreWrapper::Suppress(const Suppression& suppression) {
+  return inner_->Suppress(suppression);
+}
+Result<bool> StoreWrapper::Unsuppress(const std::string& producer, const std::string& number) {
+  return inner_->Unsuppress(producer, number);
+}
+Result<std::optional<Suppression>> StoreWrapper::GetSuppression(const std::string& producer,
+                                                                const std::string& number) {
+  return inner_->GetSuppression(producer, number);
+}
+Result<std::vector<Suppression>> StoreWrapper::ListSuppressions(const std::string& producer,
+                                                                const std::string& after_number,
+                                                                int limit) {
+  return inner_->ListSuppressions(producer, after_number, limit);
+}
+Result<bool> StoreWrapper::ApplyInboundWebhook(
+    const std::string& webhook_id, TimeMs now, const std::vector<Suppression>& suppress,
+    const std::vector<std::pair<std::string, std::string>>& lift) {
+  return inner_->ApplyInboundWebhook(webhook_id, now, suppress, lift);
+}
 Result<std::optional<std::string>> StoreWrapper::FindByProviderId(
     const std::string& provider_message_id, const std::string& except_id) {
   return inner_->FindByProviderId(provider_message_id, except_id);

@@ -40,6 +40,16 @@ class StoreWrapper : public Store {
   std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
                                                                     ClaimOptions next) override;
   Status Unclaim(const std::string& id, int64_t version, int attempt_number) override;
+  Result<Suppression> Suppress(const Suppression& suppression) override;
+  Result<bool> Unsuppress(const std::string& producer, const std::string& number) override;
+  Result<std::optional<Suppression>> GetSuppression(const std::string& producer,
+                                                    const std::string& number) override;
+  Result<std::vector<Suppression>> ListSuppressions(const std::string& producer,
+                                                    const std::string& after_number,
+                                                    int limit) override;
+  Result<bool> ApplyInboundWebhook(
+      const std::string& webhook_id, TimeMs now, const std::vector<Suppression>& suppress,
+      const std::vector<std::pair<std::string, std::string>>& lift) override;
   Result<std::optional<std::string>> FindByProviderId(const std::string& provider_message_id,
                                                       const std::string& except_id) override;
   Result<std::optional<TimeMs>> NextWakeAt() override;

@@ -68,6 +68,8 @@ Result<std::optional<ClaimedMessage>> Lease(Db& db, const std::string& id, const
 // A due message the claim looked at.
 struct Claimer::Candidate {
   std::string id;
+  std::string producer;
+  std::optional<std::string> to_number;
   std::string sender;
   std::optional<std::string> send_window;
   std::optional<std::string> window_zones;
@@ -114,11 +116,12 @@ Result<std::vector<ClaimedMessage>> Claimer::Claim(Db& db, const ClaimOptions& o
 
 Result<EnqueueResult> Claimer::InsertAndClaim(Db& db, const NewMessage& nm, const ClaimOptions& o) {
   Result<EnqueueResult> stored = InsertOrReplay(db, nm);
-  if (!stored.ok() || stored->replayed) return stored;
+  if (!stored.ok() || stored->replayed || stored->suppressed) return stored;
   const Message& m = stored->message;
   if (m.held) return stored;
   if (m.next_attempt_at <= o.now) {
-    Candidate candidate{m.id, m.sender.value_or(""), m.send_window, m.window_zones, false};
+    Candidate candidate{m.id,          nm.producer,    nm.to_number, m.sender.value_or(""),
+                        m.send_window, m.window_zones, false};
     Result<std::vector<ClaimedMessage>> claimed = AdmitAndLease(db, {candidate}, o);
     if (!claimed.ok()) return claimed.status();
     if (!claimed->empty()) {
@@ -135,7 +138,8 @@ Result<EnqueueResult> Claimer::InsertAndClaim(Db& db, const NewMessage& nm, cons
 Result<std::vector<Claimer::Candidate>> Claimer::DueCandidates(Db& db, Priority p, TimeMs now,
                                                                int limit) {
   static const std::string sql =
-      Sql("SELECT id, sender, send_window, window_zones, paced FROM messages INDEXED BY "
+      Sql("SELECT id, producer, to_number, sender, send_window, window_zones, paced FROM "
+          "messages INDEXED BY "
           "messages_due WHERE status = {queued} AND held = 0 AND priority = ?1 AND "
           "next_attempt_at <= ?2 AND (expires_at > ?2 OR unknown_since IS NOT NULL) "
           "ORDER BY next_attempt_at LIMIT ?3");
@@ -148,8 +152,8 @@ Result<std::vector<Claimer::Candidate>> Claimer::DueCandidates(Db& db, Priority 
     if (!row.ok()) return row.status();
     if (!*row) break;
     Stmt& r = **stmt;
-    out.push_back(
-        Candidate{r.Text(0), r.OptText(1).value_or(""), r.OptText(2), r.OptText(3), r.Int(4) != 0});
+    out.push_back(Candidate{r.Text(0), r.Text(1), r.OptText(2), r.OptText(3).value_or(""),
+                            r.OptText(4), r.OptText(5), r.Int(6) != 0});
   }
   return out;
 }
@@ -161,6 +165,17 @@ Result<std::vector<ClaimedMessage>> Claimer::AdmitAndLease(Db& db,
                                                            const ClaimOptions& o) {
   std::vector<ClaimedMessage> out;
   for (const Candidate& c : candidates) {
+    // Its recipient opted out since it was queued (or retried): it fails instead.
+    if (c.to_number) {
+      Result<bool> suppressed = IsSuppressed(db, c.producer, *c.to_number);
+      if (!suppressed.ok()) return suppressed.status();
+      if (*suppressed) {
+        if (Status st = FailSuppressed(db, c.producer, *c.to_number, o.now, c.id); !st.ok()) {
+          return st;
+        }
+        continue;
+      }
+    }
     TimeMs allowed = o.now;
     bool booked = false;  // `allowed` is a pacing slot booked for this message
     if (c.send_window && c.window_zones) {

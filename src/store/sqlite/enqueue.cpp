@@ -55,6 +55,15 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
       return EnqueueResult{std::move(message), true, std::nullopt};
     }
   }
+  if (nm.to_number) {
+    Result<bool> suppressed = IsSuppressed(db, nm.producer, *nm.to_number);
+    if (!suppressed.ok()) return suppressed.status();
+    if (*suppressed) {
+      EnqueueResult refused;
+      refused.suppressed = true;
+      return refused;
+    }
+  }
   const TimeMs created_at = MessageIdTime(nm.id);
   const TimeMs due = std::max(created_at, nm.first_due);
   LanePlace lane;
@@ -121,7 +130,9 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
 
 Result<EnqueueResult> Enqueue(Db& db, const NewMessage& message) {
   Result<EnqueueResult> stored = InsertOrReplay(db, message);
-  if (stored.ok() && !stored->replayed && !stored->message.held) db.NoteWorkAdded();
+  if (stored.ok() && !stored->replayed && !stored->suppressed && !stored->message.held) {
+    db.NoteWorkAdded();
+  }
   return stored;
 }
 

@@ -29,7 +29,7 @@ namespace sendq::store {
   "sent_to_number, conversation_id, reply_parent_unresolved, " ANSWER                         \
   ", attempt_count, "                                                                         \
   "ordering_key, priority, send_at, send_window, window_zones, sender, held, unknown_since, " \
-  "hold_reason"
+  "status_reason"
 #define SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGE_COLUMNS_WITH("request", "upstream_response")
 // How many columns ReadMessage() reads: a query may add its own after them.
 inline constexpr int kMessageColumnCount = 31;
@@ -60,6 +60,23 @@ Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::strin
 // id goes there and noting it is the caller's.
 Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key,
                    std::vector<std::string>* released = nullptr);
+
+// --- suppressions.cpp: opt-outs -----------------------------------------------------------
+
+Result<bool> IsSuppressed(Db& db, const std::string& producer, const std::string& number);
+Result<Suppression> Suppress(Db& db, const Suppression& suppression);
+Result<bool> Unsuppress(Db& db, const std::string& producer, const std::string& number);
+Result<std::optional<Suppression>> GetSuppression(Db& db, const std::string& producer,
+                                                  const std::string& number);
+Result<std::vector<Suppression>> ListSuppressions(Db& db, const std::string& producer,
+                                                  const std::string& after_number, int limit);
+Result<bool> ApplyInboundWebhook(Db& db, const std::string& webhook_id, TimeMs now,
+                                 const std::vector<Suppression>& suppress,
+                                 const std::vector<std::pair<std::string, std::string>>& lift);
+// Fails the producer's queued and held messages to `number` (or only message `only_id`) as
+// suppressed.
+Status FailSuppressed(Db& db, const std::string& producer, const std::string& number, TimeMs now,
+                      const std::optional<std::string>& only_id);
 
 // --- enqueue.cpp ---------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ Message ReadMessage(const Stmt& s) {
   m.sender = s.OptText(27);
   m.held = s.Int(28) != 0;
   m.unknown_since = s.OptInt(29);
-  m.hold_reason = s.OptText(30);
+  m.status_reason = s.OptText(30);
   return m;
 }
 

@@ -245,6 +245,36 @@ class SqliteStore final : public Store {
     return writer_.Run([&](Db& db) { return store::Unclaim(db, id, version, attempt_number); });
   }
 
+  Result<Suppression> Suppress(const Suppression& suppression) override {
+    return writer_.Call<Suppression>([&](Db& db) { return store::Suppress(db, suppression); });
+  }
+
+  Result<bool> Unsuppress(const std::string& producer, const std::string& number) override {
+    return writer_.Call<bool>([&](Db& db) { return store::Unsuppress(db, producer, number); });
+  }
+
+  Result<std::optional<Suppression>> GetSuppression(const std::string& producer,
+                                                    const std::string& number) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::GetSuppression(**db, producer, number);
+  }
+
+  Result<std::vector<Suppression>> ListSuppressions(const std::string& producer,
+                                                    const std::string& after_number,
+                                                    int limit) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::ListSuppressions(**db, producer, after_number, limit);
+  }
+
+  Result<bool> ApplyInboundWebhook(
+      const std::string& webhook_id, TimeMs now, const std::vector<Suppression>& suppress,
+      const std::vector<std::pair<std::string, std::string>>& lift) override {
+    return writer_.Call<bool>(
+        [&](Db& db) { return store::ApplyInboundWebhook(db, webhook_id, now, suppress, lift); });
+  }
+
   Result<std::optional<std::string>> FindByProviderId(const std::string& provider_message_id,
                                                       const std::string& except_id) override {
     Result<ReaderPool::Lease> db = readers_.Acquire();

@@ -1,0 +1,21 @@
+// Message authentication for webhooks: HMAC-SHA256 (OpenSSL), and comparing secrets without
+// saying through the time taken where they differ.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sendq {
+
+// The lower-case hex HMAC-SHA256 of `data` under `key`.
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
+
+// Whether `a` equals `b`, in a time that depends on their length only.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// `n` random bytes from the OS's generator, as lower-case hex (2n characters).
+std::string RandomHex(size_t n);
+
+}  // namespace sendq

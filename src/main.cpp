@@ -157,7 +157,8 @@ int Serve(const Config& config) {
   IdGenerator ids(clock);
   delivery::Intake intake(
       store->get(), &dispatcher, &metrics, &ids,
-      ControlDefaults{config.max_age, config.default_send_window, config.order_conversations});
+      ControlDefaults{config.max_age, config.default_send_window, config.order_conversations},
+      config.guards);
   api::ServerOptions server_options;
   server_options.host = config.listen_host;
   server_options.port = config.listen_port;

@@ -93,6 +93,8 @@ enum Route {
   kAttempts,
   kCancel,
   kRetry,
+  kRelease,
+  kResolveHeld,
   kSuppression,
   kSuppressionList,
   kAgentPhoneWebhook,
@@ -119,6 +121,10 @@ const std::vector<RouteSpec>& Routes() {
       {kAttempts, "GET", {"v1", "messages", "*", "attempts"}, true, false},
       {kCancel, "POST", {"v1", "messages", "*", "cancel"}, true, false},
       {kRetry, "POST", {"v1", "messages", "*", "retry"}, true, false},
+      {kRelease, "POST", {"v1", "messages", "*", "release"}, true, false},
+      // Held messages by filter: POST /v1/messages/release and /v1/messages/cancel.
+      {kResolveHeld, "POST", {"v1", "messages", "release"}, true, false},
+      {kResolveHeld, "POST", {"v1", "messages", "cancel"}, true, false},
       {kSuppression, "PUT", {"v1", "suppressions", "*"}, true, false},
       {kSuppression, "GET", {"v1", "suppressions", "*"}, true, false},
       {kSuppression, "DELETE", {"v1", "suppressions", "*"}, true, false},
@@ -396,6 +402,10 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
       return respond(HandleCancel(req));
     case kRetry:
       return respond(HandleRetry(req));
+    case kRelease:
+      return respond(HandleRelease(req));
+    case kResolveHeld:
+      return respond(HandleResolveHeld(req));
     case kSuppression:
       return respond(HandleSuppression(req));
     case kSuppressionList:
@@ -746,7 +756,66 @@ Response ApiServer::HandleCancel(const Request& req) {
   const std::string& id = req.path_params.at(0);
   Result<Message> m = deps_.store->Cancel(producer, id, deps_.clock->NowMs());
   if (m.ok()) log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
-  return TransitionAnswer(producer, id, m, "only a queued message can be canceled");
+  return TransitionAnswer(producer, id, m, "only a queued or held message can be canceled");
+}
+
+Response ApiServer::HandleRelease(const Request& req) {
+  const std::string& producer = req.principal;
+  if (auto refused = RefuseWhileDraining()) return std::move(*refused);
+  const std::string& id = req.path_params.at(0);
+  Result<Message> m = deps_.store->Release(producer, id, deps_.clock->NowMs());
+  return TransitionAnswer(producer, id, m, "only a held message can be released");
+}
+
+Response ApiServer::HandleResolveHeld(const Request& req) {
+  const bool cancel = req.path.ends_with("/cancel");
+  if (!cancel) {
+    if (auto refused = RefuseWhileDraining()) return std::move(*refused);
+  }
+  // {"status": "held", "to_number": ..., "reason": ...}: only held messages are taken by filter.
+  nlohmann::json body = nlohmann::json::object();
+  if (!req.body.empty()) {
+    if (std::optional<FieldError> problem = ParseJsonBody(req.body, &body)) {
+      return ValidationErrors({*problem});
+    }
+  }
+  std::vector<FieldError> errors;
+  if (!body.is_object()) {
+    return ValidationErrors(
+        {FieldError{{"body"}, "Input should be a valid dictionary", "dict_type"}});
+  }
+  std::optional<std::string> to_number;
+  std::optional<std::string> reason;
+  for (const auto& [name, value] : body.items()) {
+    if (name == "status") {
+      if (value != "held") {
+        errors.push_back(FieldError{{"body", "status"},
+                                    "Value error, only held messages are released or canceled by "
+                                    "filter",
+                                    "value_error"});
+      }
+    } else if (name == "to_number" && value.is_string()) {
+      to_number = NormalisePhone(value.get<std::string>(), options_.validation.default_region);
+      if (!to_number) {
+        errors.push_back(
+            FieldError{{"body", "to_number"}, "Value error, not a phone number", "value_error"});
+      }
+    } else if (name == "reason" && value.is_string()) {
+      reason = value.get<std::string>();
+    } else {
+      errors.push_back(FieldError{{"body", name},
+                                  "Extra inputs are not permitted (filters: status, to_number, "
+                                  "reason)",
+                                  "extra_forbidden"});
+    }
+  }
+  if (!errors.empty()) return ValidationErrors(errors);
+  Result<std::pair<int64_t, int64_t>> done =
+      deps_.store->ResolveHeld(req.principal, to_number, reason, cancel, deps_.clock->NowMs());
+  if (!done.ok()) return StatusResponse(done.status());
+  log::Info(cancel ? "held_canceled" : "held_released",
+            {{"producer", req.principal}, {"matched", done->first}, {"changed", done->second}});
+  return JsonResponse(200, {{"matched", done->first}, {"changed", done->second}});
 }
 
 Response ApiServer::HandleRetry(const Request& req) {

@@ -113,6 +113,9 @@ class ApiServer final : public http::Handler {
   http::Response HandleList(const http::Request& req);
   http::Response HandleCancel(const http::Request& req);
   http::Response HandleRetry(const http::Request& req);
+  // A held message (a runaway guard's) back to the queue; by filter, release or cancel.
+  http::Response HandleRelease(const http::Request& req);
+  http::Response HandleResolveHeld(const http::Request& req);
   http::Response HandleReady(const http::Request& req);
   // The suppression list (opt-outs) of the request's producer, by number.
   http::Response HandleSuppression(const http::Request& req);

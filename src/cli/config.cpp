@@ -245,6 +245,16 @@ class ServeParser {
         "NUMBER_ID_OR_AGENT_ID=PRODUCER,...: whose suppression list an inbound STOP to that "
         "number or agent changes (unowned: every producer's)",
         "");
+    Add("recipient-cap", "SENDQ_RECIPIENT_CAP", "COUNT/WINDOW",
+        "runaway guard: at most this many messages from one producer to one recipient in the "
+        "window (e.g. 20/h); more are held (off unless set)",
+        "");
+    Add("duplicate-cap", "SENDQ_DUPLICATE_CAP", "N",
+        "runaway guard: the same body to the same recipient at most N times in "
+        "--duplicate-window; more are held (off unless set)",
+        "");
+    Add("duplicate-window", "SENDQ_DUPLICATE_WINDOW", "DURATION", "the window of --duplicate-cap",
+        "10m");
     Add("lookup-grace", "SENDQ_LOOKUP_GRACE", "DURATION",
         "after a send with an unknown outcome, how long to wait before looking for it in "
         "AgentPhone's list of sent messages",
@@ -411,6 +421,33 @@ class ServeParser {
       } else {
         (std::strcmp(flag, "sender-rate") == 0 ? config.pacing.sender_rate
                                                : config.pacing.upstream_rate) = *rate;
+      }
+    }
+    if (auto raw = Get("recipient-cap")) {
+      Result<CountPerWindow> cap = ParseCountPerWindow(raw->text);
+      if (!cap.ok()) {
+        Problem(raw->origin, cap.status().message());
+      } else {
+        config.guards.recipient_cap = cap->count;
+        config.guards.recipient_window = cap->window;
+      }
+    }
+    config.guards.duplicate_window = 10 * 60'000;
+    if (auto raw = Get("duplicate-window")) {
+      Result<DurationMs> window = ParseDuration(raw->text);
+      if (!window.ok() || *window <= 0) {
+        Problem(raw->origin, "not a positive duration, such as 10m");
+      } else {
+        config.guards.duplicate_window = *window;
+      }
+    }
+    if (auto raw = Get("duplicate-cap")) {
+      char* end = nullptr;
+      const long cap = std::strtol(raw->text.c_str(), &end, 10);
+      if (raw->text.empty() || *end != '\0' || cap < 1 || cap > 1'000'000) {
+        Problem(raw->origin, "not a whole number from 1 to 1000000");
+      } else {
+        config.guards.duplicate_cap = static_cast<int>(cap);
       }
     }
     if (auto raw = Get("agentphone-webhook-secret")) {

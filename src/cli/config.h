@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "queue/delivery_policy.h"
+#include "queue/guards.h"
 #include "queue/pacing.h"
 #include "queue/send_window.h"
 #include "util/clock.h"
@@ -52,6 +53,7 @@ struct Config {
   Pacer::Options pacing;            // --sender-rate, --sender-limits, --upstream-rate
   // The files the secrets came from (--upstream-token-file, --api-tokens-file).
   std::vector<std::string> secret_files;
+  RunawayGuards guards;  // --recipient-cap, --duplicate-cap, --duplicate-window
   // Checks the signature of AgentPhone's webhooks (POST /v1/agentphone/webhook). Secret.
   std::string agentphone_webhook_secret;
   // number id or agent id -> the producer whose suppression list an inbound STOP changes.

@@ -16,12 +16,13 @@ std::optional<std::string> StringField(const nlohmann::json& request, const char
 }  // namespace
 
 Intake::Intake(store::Store* store, Dispatcher* dispatcher, Metrics* metrics, IdGenerator* ids,
-               ControlDefaults policy)
+               ControlDefaults policy, RunawayGuards guards)
     : store_(store),
       dispatcher_(dispatcher),
       metrics_(metrics),
       ids_(ids),
-      policy_(std::move(policy)) {}
+      policy_(std::move(policy)),
+      guards_(guards) {}
 
 store::NewMessage Intake::Prepare(const std::string& producer,
                                   const std::optional<std::string>& idempotency_key,
@@ -37,6 +38,10 @@ store::NewMessage Intake::Prepare(const std::string& producer,
   nm.request_json = validated.forwarded;
   nm.agent_id = StringField(request, "agent_id");
   nm.to_number = StringField(request, "to_number");
+  if (guards_.enabled()) {
+    nm.guards = guards_;
+    nm.body_hash = BodyHash(StringField(request, "body").value_or(""));
+  }
   const size_t errors_before = errors->size();
   const QueueControls given =
       ParseQueueControls(validated.controls_member.is_null() ? nullptr : &validated.controls_member,

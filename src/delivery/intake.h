@@ -17,6 +17,7 @@
 #include "delivery/dispatcher.h"
 #include "delivery/metrics.h"
 #include "queue/controls.h"
+#include "queue/guards.h"
 #include "queue/validation.h"
 #include "store/store.h"
 #include "util/ids.h"
@@ -25,8 +26,9 @@ namespace sendq::delivery {
 
 class Intake {
  public:
+  // `guards` (the runaway guards) are checked by the store as it stores each new message.
   Intake(store::Store* store, Dispatcher* dispatcher, Metrics* metrics, IdGenerator* ids,
-         ControlDefaults policy);
+         ControlDefaults policy, RunawayGuards guards = {});
 
   // A new message with a fresh id for `validated`, with its queue controls from the body's
   // `sendq` member and `headers`. Problems with the controls go to `errors`, located under
@@ -54,6 +56,7 @@ class Intake {
   Metrics* const metrics_;
   IdGenerator* const ids_;
   const ControlDefaults policy_;
+  const RunawayGuards guards_;
 };
 
 }  // namespace sendq::delivery

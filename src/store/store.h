@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "queue/delivery_policy.h"
+#include "queue/guards.h"
 #include "queue/message.h"
 #include "queue/pacing.h"
 #include "util/clock.h"
@@ -38,6 +39,10 @@ struct NewMessage {
   std::optional<std::string> send_window;   // JSON, when a window applies
   std::optional<std::string> window_zones;  // comma-separated
   std::string controls;                     // as given, canonical JSON: the fingerprint's part
+  // Runaway guards: when enabled, a message over a cap is stored `held` instead (not a replay:
+  // replays are found first and never count).
+  RunawayGuards guards;
+  std::optional<int64_t> body_hash;  // BodyHash of the request's body, when guards are on
 };
 
 struct ClaimOptions {
@@ -183,9 +188,17 @@ class Store {
                                                     const std::string& id) = 0;
   virtual Result<ListPage> List(const std::string& producer, const ListFilter& filter) = 0;
 
-  // queued -> canceled. Conflict (the message unchanged) from any other state.
+  // queued or held -> canceled. Conflict (the message unchanged) from any other state.
   virtual Result<Message> Cancel(const std::string& producer, const std::string& id,
                                  TimeMs now) = 0;
+  // held -> queued, due now (a runaway guard's hold released by hand). Conflict otherwise.
+  virtual Result<Message> Release(const std::string& producer, const std::string& id,
+                                  TimeMs now) = 0;
+  // Releases (or with `cancel`, cancels) the producer's held messages, optionally only those to
+  // `to_number` or held for `reason`. Returns how many matched and how many changed.
+  virtual Result<std::pair<int64_t, int64_t>> ResolveHeld(
+      const std::string& producer, const std::optional<std::string>& to_number,
+      const std::optional<std::string>& reason, bool cancel, TimeMs now) = 0;
   // failed -> queued, due now, valid until `expires_at`. Conflict from any other state.
   virtual Result<Message> Retry(const std::string& producer, const std::string& id, TimeMs now,
                                 TimeMs expires_at) = 0;

@@ -48,6 +48,15 @@ std::future<Result<CompleteAndClaimResult>> StoreWrapper::CompleteAndClaimAsync(
 Status StoreWrapper::Unclaim(const std::string& id, int64_t version, int attempt_number) {
   return inner_->Unclaim(id, version, attempt_number);
 }
+Result<Message> StoreWrapper::Release(const std::string& producer, const std::string& id,
+                                      TimeMs now) {
+  return inner_->Release(producer, id, now);
+}
+Result<std::pair<int64_t, int64_t>> StoreWrapper::ResolveHeld(
+    const std::string& producer, const std::optional<std::string>& to_number,
+    const std::optional<std::string>& reason, bool cancel, TimeMs now) {
+  return inner_->ResolveHeld(producer, to_number, reason, cancel, now);
+}
 Result<Suppression> StoreWrapper::Suppress(const Suppression& suppression) {
   return inner_->Suppress(suppression);
 }

@@ -40,6 +40,11 @@ class StoreWrapper : public Store {
   std::future<Result<CompleteAndClaimResult>> CompleteAndClaimAsync(AttemptResult result,
                                                                     ClaimOptions next) override;
   Status Unclaim(const std::string& id, int64_t version, int attempt_number) override;
+  Result<Message> Release(const std::string& producer, const std::string& id, TimeMs now) override;
+  Result<std::pair<int64_t, int64_t>> ResolveHeld(const std::string& producer,
+                                                  const std::optional<std::string>& to_number,
+                                                  const std::optional<std::string>& reason,
+                                                  bool cancel, TimeMs now) override;
   Result<Suppression> Suppress(const Suppression& suppression) override;
   Result<bool> Unsuppress(const std::string& producer, const std::string& number) override;
   Result<std::optional<Suppression>> GetSuppression(const std::string& producer,

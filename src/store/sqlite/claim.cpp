@@ -118,7 +118,7 @@ Result<EnqueueResult> Claimer::InsertAndClaim(Db& db, const NewMessage& nm, cons
   Result<EnqueueResult> stored = InsertOrReplay(db, nm);
   if (!stored.ok() || stored->replayed || stored->suppressed) return stored;
   const Message& m = stored->message;
-  if (m.held) return stored;
+  if (m.held || m.status != MessageStatus::kQueued) return stored;
   if (m.next_attempt_at <= o.now) {
     Candidate candidate{m.id,          nm.producer,    nm.to_number, m.sender.value_or(""),
                         m.send_window, m.window_zones, false};

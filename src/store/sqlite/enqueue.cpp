@@ -1,8 +1,12 @@
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include "store/sqlite/operations.h"
 #include "store/sqlite/sql.h"
+#include "util/duration.h"
 #include "util/ids.h"
+#include "util/log.h"
 
 namespace sendq::store {
 namespace {
@@ -39,6 +43,63 @@ Result<std::optional<std::pair<Message, std::string>>> FindByKey(Db& db,
       std::make_pair(std::move(earlier), std::move(controls)));
 }
 
+// Counts at most `cap` of the producer's messages to `to_number` created after `since` that a
+// guard did not hold (with the same body, when `body_hash` is given).
+Result<int64_t> CountRecent(Db& db, const std::string& producer, const std::string& to_number,
+                            TimeMs since, std::optional<int64_t> body_hash, int cap) {
+  static const std::string sql =
+      Sql("SELECT count(*) FROM (SELECT 1 FROM messages INDEXED BY messages_recipient "
+          "WHERE producer = ?1 AND to_number = ?2 AND created_at > ?3 AND status != "
+          "{held_status} AND (?4 IS NULL OR body_hash = ?4) LIMIT ?5)");
+  Result<Stmt*> stmt = db.Prepare(sql.c_str());
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)
+      ->Bind(1, producer)
+      .Bind(2, to_number)
+      .Bind(3, since)
+      .Bind(4, body_hash)
+      .Bind(5, static_cast<int64_t>(cap));
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  const int64_t n = (*stmt)->Int(0);
+  (*stmt)->Reset();
+  return n;
+}
+
+// Why a runaway guard holds this new message (reason, text), or nothing.
+struct Hold {
+  std::string reason;
+  std::string text;
+};
+Result<std::optional<Hold>> RunawayHold(Db& db, const NewMessage& nm, TimeMs now) {
+  const RunawayGuards& g = nm.guards;
+  if (!g.enabled() || !nm.to_number) return std::optional<Hold>();
+  if (g.duplicate_cap > 0 && nm.body_hash) {
+    Result<int64_t> same = CountRecent(db, nm.producer, *nm.to_number, now - g.duplicate_window,
+                                       nm.body_hash, g.duplicate_cap);
+    if (!same.ok()) return same.status();
+    if (*same >= g.duplicate_cap) {
+      return std::optional<Hold>(
+          Hold{kDuplicateBodyReason,
+               fmt::format("held: the same body went to this recipient {} times within {} "
+                           "(--duplicate-cap); release or cancel it",
+                           g.duplicate_cap, FormatDuration(g.duplicate_window))});
+    }
+  }
+  if (g.recipient_cap > 0) {
+    Result<int64_t> recent = CountRecent(db, nm.producer, *nm.to_number, now - g.recipient_window,
+                                         std::nullopt, g.recipient_cap);
+    if (!recent.ok()) return recent.status();
+    if (*recent >= g.recipient_cap) {
+      return std::optional<Hold>(Hold{
+          kRecipientCapReason, fmt::format("held: {} messages went to this recipient within {} "
+                                           "(--recipient-cap); release or cancel it",
+                                           g.recipient_cap, FormatDuration(g.recipient_window))});
+    }
+  }
+  return std::optional<Hold>();
+}
+
 }  // namespace
 
 Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
@@ -66,8 +127,12 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   }
   const TimeMs created_at = MessageIdTime(nm.id);
   const TimeMs due = std::max(created_at, nm.first_due);
+  Result<std::optional<Hold>> hold = RunawayHold(db, nm, created_at);
+  if (!hold.ok()) return hold.status();
+  const MessageStatus status = *hold ? MessageStatus::kHeld : MessageStatus::kQueued;
   LanePlace lane;
-  if (nm.ordering_key) {
+  // A held message stays out of its lane until it is released.
+  if (nm.ordering_key && !*hold) {
     Result<LanePlace> tail = LaneTail(db, nm.producer, *nm.ordering_key);
     if (!tail.ok()) return tail.status();
     lane = *tail;
@@ -75,9 +140,10 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   static const std::string insert_sql =
       Sql("INSERT INTO messages (id, producer, idempotency_key, agent_id, to_number, status, "
           "created_at, updated_at, next_attempt_at, expires_at, ordering_key, lane_seq, held, "
-          "priority, sender, send_at, send_window, window_zones) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, {queued}, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-          "?16)");
+          "priority, sender, send_at, send_window, window_zones, body_hash, status_reason, "
+          "last_error) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?17, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+          "?16, ?18, ?19, ?20)");
   Result<Stmt*> insert = db.Prepare(insert_sql.c_str());
   if (!insert.ok()) return insert.status();
   (*insert)
@@ -96,7 +162,11 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
       .Bind(13, nm.sender)
       .Bind(14, nm.send_at)
       .Bind(15, nm.send_window)
-      .Bind(16, nm.window_zones);
+      .Bind(16, nm.window_zones)
+      .Bind(17, static_cast<int64_t>(status))
+      .Bind(18, nm.body_hash)
+      .Bind(19, *hold ? std::optional<std::string>((*hold)->reason) : std::nullopt)
+      .Bind(20, *hold ? std::optional<std::string>((*hold)->text) : std::nullopt);
   Status st = (*insert)->Run();
   if (st.ok()) {
     Result<Stmt*> request =
@@ -113,7 +183,12 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   m.producer = nm.producer;
   m.idempotency_key = nm.idempotency_key;
   m.request_json = nm.request_json;
-  m.status = MessageStatus::kQueued;
+  m.status = status;
+  if (*hold) {
+    m.status_reason = (*hold)->reason;
+    m.last_error = (*hold)->text;
+    log::Info("message_held", {{"message_id", nm.id}, {"reason", (*hold)->reason}});
+  }
   m.version = 1;
   m.created_at = m.updated_at = created_at;
   m.next_attempt_at = due;
@@ -130,7 +205,8 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
 
 Result<EnqueueResult> Enqueue(Db& db, const NewMessage& message) {
   Result<EnqueueResult> stored = InsertOrReplay(db, message);
-  if (stored.ok() && !stored->replayed && !stored->suppressed && !stored->message.held) {
+  if (stored.ok() && !stored->replayed && !stored->suppressed && !stored->message.held &&
+      stored->message.status == MessageStatus::kQueued) {
     db.NoteWorkAdded();
   }
   return stored;

@@ -126,6 +126,11 @@ Result<Message> CancelQueued(Db& db, const std::string& producer, const std::str
                              TimeMs now);
 Result<Message> RetryFailed(Db& db, const std::string& producer, const std::string& id, TimeMs now,
                             TimeMs expires_at);
+Result<Message> ReleaseHeld(Db& db, const std::string& producer, const std::string& id, TimeMs now);
+Result<std::pair<int64_t, int64_t>> ResolveHeld(Db& db, const std::string& producer,
+                                                const std::optional<std::string>& to_number,
+                                                const std::optional<std::string>& reason,
+                                                bool cancel, TimeMs now);
 // Every `sending` message's lease ends now: at open, when no other process can hold one.
 Status VoidLeases(Db& db, TimeMs now);
 

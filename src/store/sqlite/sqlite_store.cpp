@@ -207,6 +207,18 @@ class SqliteStore final : public Store {
         [&](Db& db) { return RetryFailed(db, producer, id, now, expires_at); });
   }
 
+  Result<Message> Release(const std::string& producer, const std::string& id, TimeMs now) override {
+    return writer_.Call<Message>([&](Db& db) { return ReleaseHeld(db, producer, id, now); });
+  }
+
+  Result<std::pair<int64_t, int64_t>> ResolveHeld(const std::string& producer,
+                                                  const std::optional<std::string>& to_number,
+                                                  const std::optional<std::string>& reason,
+                                                  bool cancel, TimeMs now) override {
+    return writer_.Call<std::pair<int64_t, int64_t>>(
+        [&](Db& db) { return store::ResolveHeld(db, producer, to_number, reason, cancel, now); });
+  }
+
   Result<std::vector<ClaimedMessage>> Claim(const ClaimOptions& o) override {
     return writer_.Call<std::vector<ClaimedMessage>>([&](Db& db) { return claimer_.Claim(db, o); });
   }

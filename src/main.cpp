@@ -4,6 +4,7 @@
 //
 // Signals: SIGTERM and SIGINT stop intake (503 to new enqueues), let in-flight sends finish
 // within --drain-timeout, record them, and exit 0.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -11,8 +12,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +31,7 @@
 #include "store/sqlite/sqlite_store.h"
 #include "util/clock.h"
 #include "util/duration.h"
+#include "util/hmac.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/process.h"
@@ -79,6 +84,28 @@ uint64_t RaiseDescriptorLimit() {
 }
 
 // Warns when a file holding bodies, phone numbers or secrets can be read by other users.
+// The callback key in `path`, made (random, mode 0600) when the file does not exist yet.
+Result<std::string> LoadOrCreateCallbackKey(const std::string& path) {
+  std::ifstream in(path);
+  if (in) {
+    std::string key;
+    std::getline(in, key);
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+    if (key.size() < 32) return Status::InvalidArgument(path + " holds no key of 32+ characters");
+    return key;
+  }
+  const std::string key = RandomHex(32);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IOError("cannot create " + path + ": " + std::strerror(errno));
+  const std::string line = key + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                       ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written) return Status::IOError("cannot write " + path);
+  log::Info("callback_key_created", {{"path", path}});
+  return key;
+}
+
 void WarnIfOthersCanRead(const std::string& path, const char* what) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return;
@@ -155,10 +182,10 @@ int Serve(const Config& config) {
                                   delivery::AgentPhoneClientFactory(upstream), dispatch);
 
   IdGenerator ids(clock);
-  delivery::Intake intake(
-      store->get(), &dispatcher, &metrics, &ids,
-      ControlDefaults{config.max_age, config.default_send_window, config.order_conversations},
-      config.guards);
+  delivery::Intake intake(store->get(), &dispatcher, &metrics, &ids,
+                          ControlDefaults{config.max_age, config.default_send_window,
+                                          config.order_conversations, config.allow_http_callbacks},
+                          config.guards);
   api::ServerOptions server_options;
   server_options.host = config.listen_host;
   server_options.port = config.listen_port;
@@ -183,6 +210,18 @@ int Serve(const Config& config) {
     server_options.inbound.producers.push_back(producer);
   }
   server_options.producer_tokens = config.api_tokens;
+  const std::string key_path = config.callback_key_file.empty() ? config.db_path + ".callback-key"
+                                                                : config.callback_key_file;
+  Result<std::string> callback_key = LoadOrCreateCallbackKey(key_path);
+  if (!callback_key.ok()) {
+    log::Error("startup_failed", {{"error", callback_key.status().ToString()}});
+    return 1;
+  }
+  WarnIfOthersCanRead(key_path, "the callback key");
+  server_options.callbacks.key = *callback_key;
+  server_options.callbacks.allow_http = config.allow_http_callbacks;
+  server_options.callbacks.allow_private = config.allow_private_callbacks;
+  api::CallbackDeliverer callbacks(store->get(), clock, server_options.callbacks);
   api::ApiServer server(
       api::ServerDeps{store->get(), &intake, &circuit, &metrics, &long_polls, clock},
       server_options);
@@ -193,6 +232,7 @@ int Serve(const Config& config) {
   }
 
   dispatcher.Start();
+  callbacks.Start();
   std::thread http_thread([&] { server.Serve(); });
   nlohmann::json producers = nlohmann::json::array();
   for (const auto& entry : config.api_tokens) producers.push_back(entry.first);
@@ -211,6 +251,7 @@ int Serve(const Config& config) {
   log::Info("shutdown_started",
             {{"signal", signal_name}, {"drain_timeout", FormatDuration(config.drain_timeout)}});
   int unfinished = dispatcher.Stop(clock->NowMs() + config.drain_timeout);
+  callbacks.Stop();
   server.Stop();
   http_thread.join();
   if (unfinished > 0) {

@@ -50,6 +50,11 @@ nlohmann::ordered_json MessageRecord(const Message& m, const nlohmann::json& req
   r["attempts"] = m.attempts;
   r["last_error"] = Opt(m.last_error);
   r["reason"] = Opt(m.status_reason);
+  if (m.reaction_to) {
+    // As AgentPhone's Send Reaction answers, for clients that read those fields.
+    r["message_id"] = *m.reaction_to;
+    r["reaction_type"] = RequestField(request, "reaction");
+  }
   r["next_attempt_at"] =
       m.status == MessageStatus::kQueued ? OptTime(m.next_attempt_at) : nlohmann::json(nullptr);
   r["expires_at"] = FormatRfc3339(m.expires_at);

@@ -14,6 +14,7 @@
 #include "util/duration.h"
 #include "util/hmac.h"
 #include "util/log.h"
+#include "util/percent.h"
 #include "util/time_format.h"
 
 namespace sendq::api {
@@ -93,11 +94,16 @@ enum Route {
   kAttempts,
   kCancel,
   kRetry,
+  kReaction,
   kRelease,
   kResolveHeld,
   kSuppression,
   kSuppressionList,
   kAgentPhoneWebhook,
+  kWebhooks,
+  kWebhook,
+  kWebhookDeliveries,
+  kCallbackSecret,
 };
 
 struct RouteSpec {
@@ -121,6 +127,7 @@ const std::vector<RouteSpec>& Routes() {
       {kAttempts, "GET", {"v1", "messages", "*", "attempts"}, true, false},
       {kCancel, "POST", {"v1", "messages", "*", "cancel"}, true, false},
       {kRetry, "POST", {"v1", "messages", "*", "retry"}, true, false},
+      {kReaction, "POST", {"v1", "messages", "*", "reactions"}, true, true},
       {kRelease, "POST", {"v1", "messages", "*", "release"}, true, false},
       // Held messages by filter: POST /v1/messages/release and /v1/messages/cancel.
       {kResolveHeld, "POST", {"v1", "messages", "release"}, true, false},
@@ -131,6 +138,12 @@ const std::vector<RouteSpec>& Routes() {
       {kSuppressionList, "GET", {"v1", "suppressions"}, true, false},
       // Authenticated by AgentPhone's signature, not a producer token.
       {kAgentPhoneWebhook, "POST", {"v1", "agentphone", "webhook"}, false, false},
+      {kWebhooks, "POST", {"v1", "webhooks"}, true, true},
+      {kWebhooks, "GET", {"v1", "webhooks"}, true, false},
+      {kWebhook, "GET", {"v1", "webhooks", "*"}, true, false},
+      {kWebhook, "DELETE", {"v1", "webhooks", "*"}, true, false},
+      {kWebhookDeliveries, "GET", {"v1", "webhooks", "*", "deliveries"}, true, false},
+      {kCallbackSecret, "GET", {"v1", "callback-secret"}, true, false},
   };
   return routes;
 }
@@ -189,21 +202,6 @@ Json SuppressionRecord(const store::Suppression& s) {
           {"reason", s.reason ? Json(*s.reason) : Json(nullptr)}};
 }
 
-// A path segment with its %XX escapes decoded ("%2B1415..." is "+1415...").
-std::string PercentDecoded(std::string_view segment) {
-  std::string out;
-  for (size_t i = 0; i < segment.size(); ++i) {
-    if (segment[i] == '%' && i + 2 < segment.size() && std::isxdigit(segment[i + 1]) &&
-        std::isxdigit(segment[i + 2])) {
-      out += static_cast<char>(std::stoi(std::string(segment.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += segment[i];
-    }
-  }
-  return out;
-}
-
 // The answer to POST /v1/messages once the store has answered.
 Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::string& producer,
                        const nlohmann::json& request) {
@@ -214,6 +212,12 @@ Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::st
     return StatusResponse(result.status());
   }
   if (result->suppressed) return SuppressedAnswer({"body", "to_number"});
+  if (result->parent_missing) {
+    return ValidationErrors(
+        {FieldError{{"body", "reply_to_message_id"},
+                    "Value error, names no message of this producer: a sq_ id must be one of yours",
+                    "value_error"}});
+  }
   const Message& m = result->message;
   if (result->replayed) {
     log::Info("message_replayed", {{"message_id", m.id}, {"producer", producer}});
@@ -370,6 +374,7 @@ http::HeadVerdict ApiServer::OnHead(Request& req) {
       verdict.body_limit = options_.max_batch_body_bytes;
       break;
     case kAgentPhoneWebhook:
+    case kReaction:
       verdict.body_limit = options_.max_body_bytes;
       break;
     default:
@@ -402,6 +407,8 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
       return respond(HandleCancel(req));
     case kRetry:
       return respond(HandleRetry(req));
+    case kReaction:
+      return HandleReaction(req, std::move(respond));
     case kRelease:
       return respond(HandleRelease(req));
     case kResolveHeld:
@@ -412,6 +419,16 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
       return respond(HandleSuppressionList(req));
     case kAgentPhoneWebhook:
       return respond(HandleAgentPhoneWebhook(req));
+    case kWebhooks:
+      return respond(HandleWebhooks(req));
+    case kWebhook:
+      return respond(HandleWebhook(req));
+    case kWebhookDeliveries:
+      return respond(HandleWebhookDeliveries(req));
+    case kCallbackSecret:
+      return respond(JsonResponse(
+          200, {{"secret", ProducerCallbackSecret(options_.callbacks.key, req.principal)},
+                {"for", "deliveries to a message's own sendq.callback_url"}}));
   }
   respond(ErrorResponse(404, "not_found", "no such endpoint"));
 }
@@ -459,7 +476,7 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
 
 Response ApiServer::HandleSuppression(const Request& req) {
   const std::string& producer = req.principal;
-  const std::string given = PercentDecoded(req.path_params[0]);
+  const std::string given = PercentDecode(req.path_params[0]);
   std::optional<std::string> number = NormalisePhone(given, options_.validation.default_region);
   if (!number) {
     return ValidationErrors({FieldError{{"path", "number"},
@@ -562,6 +579,183 @@ Response ApiServer::HandleAgentPhoneWebhook(const Request& req) {
                                    {"duplicate", !*applied},
                                    {"producers", hook.suppress.size() + hook.lift.size()}});
   return JsonResponse(200, {{"received", true}, {"action", hook.action}, {"duplicate", !*applied}});
+}
+
+void ApiServer::HandleReaction(const Request& req, http::Responder respond) {
+  const std::string& producer = req.principal;
+  EnqueueCount counted(this);
+  if (auto refused = RefuseWhileDraining()) return respond(std::move(*refused));
+  const std::string reaction_to = PercentDecode(req.path_params.at(0));
+  std::vector<FieldError> errors;
+  if (!reaction_to.starts_with("msg_") && !IsMessageId(reaction_to)) {
+    errors.push_back(FieldError{{"path", "message_id"},
+                                "Value error, AgentPhone's msg_ id, or the sq_ id of one of your "
+                                "messages",
+                                "value_error"});
+  }
+  std::optional<std::string> idempotency_key;
+  if (const std::string* key = req.FindHeader("Idempotency-Key"); key != nullptr && !key->empty()) {
+    if (std::optional<std::string> problem = IdempotencyKeyProblem(*key)) {
+      errors.push_back(FieldError{{"header", "Idempotency-Key"}, *problem, "value_error"});
+    }
+    idempotency_key = *key;
+  }
+  nlohmann::json body;
+  std::string reaction;
+  if (std::optional<FieldError> problem = ParseJsonBody(req.body, &body)) {
+    errors.push_back(*problem);
+  } else {
+    for (FieldError& e : ValidateReaction(body, &reaction)) errors.push_back(std::move(e));
+  }
+  if (!errors.empty()) return respond(ValidationErrors(errors));
+  store::NewMessage message =
+      deps_.intake->PrepareReaction(producer, idempotency_key, reaction_to, reaction);
+  deps_.intake->Enqueue(
+      std::move(message),
+      [producer, body, respond, counted = std::make_shared<EnqueueCount>(std::move(counted))](
+          Result<store::EnqueueResult> result) {
+        auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
+        respond.Build([producer, body, stored]() -> Response {
+          if (stored->ok() && (*stored)->parent_missing) {
+            return ErrorResponse(404, "not_found", "no such message of this producer");
+          }
+          return EnqueueAnswer(*stored, producer, body);
+        });
+        counted->Release();
+      });
+}
+
+namespace {
+
+Json WebhookRecord(const store::Webhook& w) {
+  return {{"id", w.id},
+          {"url", w.url},
+          {"events", w.events},
+          {"created_at", FormatRfc3339(w.created_at)}};
+}
+
+Json DeliveryRecord(const store::CallbackDeliveryRecord& r) {
+  Json tries = Json::array();
+  for (const store::CallbackTry& t : r.tries) {
+    tries.push_back({{"number", t.number},
+                     {"started_at", FormatRfc3339(t.started_at)},
+                     {"finished_at", FormatRfc3339(t.finished_at)},
+                     {"http_status", t.http_status ? Json(*t.http_status) : Json(nullptr)},
+                     {"error", t.error ? Json(*t.error) : Json(nullptr)}});
+  }
+  return {{"event_id", r.delivery.event_id},
+          {"event", r.delivery.event},
+          {"message_id", r.delivery.message_id},
+          {"state", r.state},
+          {"attempts", r.delivery.attempts},
+          {"created_at", FormatRfc3339(r.delivery.created_at)},
+          {"next_attempt_at",
+           r.next_attempt_at ? Json(FormatRfc3339(*r.next_attempt_at)) : Json(nullptr)},
+          {"last_error", r.last_error ? Json(*r.last_error) : Json(nullptr)},
+          {"tries", std::move(tries)}};
+}
+
+}  // namespace
+
+Response ApiServer::HandleWebhooks(const Request& req) {
+  const std::string& producer = req.principal;
+  if (req.method == "GET") {
+    Result<std::vector<store::Webhook>> all = deps_.store->ListWebhooks(producer);
+    if (!all.ok()) return StatusResponse(all.status());
+    Json data = Json::array();
+    for (const store::Webhook& w : *all) data.push_back(WebhookRecord(w));
+    return JsonResponse(200, {{"data", std::move(data)}});
+  }
+  nlohmann::json body;
+  if (std::optional<FieldError> problem = ParseJsonBody(req.body, &body)) {
+    return ValidationErrors({*problem});
+  }
+  if (!body.is_object()) {
+    return ValidationErrors(
+        {FieldError{{"body"}, "Input should be a valid dictionary", "dict_type"}});
+  }
+  std::vector<FieldError> errors;
+  std::string url;
+  if (auto it = body.find("url"); it == body.end() || !it->is_string()) {
+    errors.push_back(FieldError{{"body", "url"}, "Field required: a string", "missing"});
+  } else {
+    url = it->get<std::string>();
+    std::string problem = url.size() > 2048 ? "at most 2048 characters"
+                                            : CallbackUrlProblem(url, options_.callbacks.allow_http,
+                                                                 options_.callbacks.allow_private);
+    if (!problem.empty()) {
+      errors.push_back(FieldError{{"body", "url"}, "Value error, " + problem, "value_error"});
+    }
+  }
+  std::vector<std::string> events;
+  if (auto it = body.find("events"); it == body.end() || it->is_null()) {
+    events.assign(std::begin(store::kCallbackEvents), std::end(store::kCallbackEvents));
+  } else if (!it->is_array() || it->empty()) {
+    errors.push_back(
+        FieldError{{"body", "events"}, "Input should be a non-empty list", "list_type"});
+  } else {
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& e = (*it)[i];
+      const bool known = e.is_string() && std::any_of(std::begin(store::kCallbackEvents),
+                                                      std::end(store::kCallbackEvents),
+                                                      [&](const char* name) { return e == name; });
+      if (!known) {
+        errors.push_back(FieldError{{"body", "events", i},
+                                    "Value error, one of message.sent, message.failed, "
+                                    "message.canceled, message.expired, message.unknown",
+                                    "value_error"});
+      } else if (std::find(events.begin(), events.end(), e.get<std::string>()) == events.end()) {
+        events.push_back(e.get<std::string>());
+      }
+    }
+  }
+  for (const auto& [name, value] : body.items()) {
+    if (name != "url" && name != "events") {
+      errors.push_back(
+          FieldError{{"body", name}, "Extra inputs are not permitted", "extra_forbidden"});
+    }
+  }
+  if (!errors.empty()) return ValidationErrors(errors);
+  store::Webhook webhook{"wh_" + RandomHex(12), producer, url, events, deps_.clock->NowMs()};
+  Result<store::Webhook> added = deps_.store->AddWebhook(webhook);
+  if (!added.ok()) return StatusResponse(added.status());
+  log::Info("webhook_added", {{"producer", producer}, {"webhook_id", added->id}});
+  Json record = WebhookRecord(*added);
+  // Shown here only: sendq keeps no copy (it derives it when signing).
+  record["secret"] = WebhookSecret(options_.callbacks.key, added->id);
+  Response res = JsonResponse(201, record);
+  res.SetHeader("Location", "/v1/webhooks/" + added->id);
+  return res;
+}
+
+Response ApiServer::HandleWebhook(const Request& req) {
+  const std::string& producer = req.principal;
+  const std::string& id = req.path_params.at(0);
+  if (req.method == "DELETE") {
+    Result<bool> removed = deps_.store->DeleteWebhook(producer, id);
+    if (!removed.ok()) return StatusResponse(removed.status());
+    if (!*removed) return ErrorResponse(404, "not_found", "no such webhook");
+    log::Info("webhook_deleted", {{"producer", producer}, {"webhook_id", id}});
+    return JsonResponse(200, {{"id", id}, {"deleted", true}});
+  }
+  Result<std::optional<store::Webhook>> found = deps_.store->GetWebhook(producer, id);
+  if (!found.ok()) return StatusResponse(found.status());
+  if (!*found) return ErrorResponse(404, "not_found", "no such webhook");
+  return JsonResponse(200, WebhookRecord(**found));
+}
+
+Response ApiServer::HandleWebhookDeliveries(const Request& req) {
+  const std::string& producer = req.principal;
+  const std::string& id = req.path_params.at(0);
+  Result<std::optional<store::Webhook>> found = deps_.store->GetWebhook(producer, id);
+  if (!found.ok()) return StatusResponse(found.status());
+  if (!*found) return ErrorResponse(404, "not_found", "no such webhook");
+  Result<std::vector<store::CallbackDeliveryRecord>> deliveries =
+      deps_.store->ListCallbackDeliveries(producer, id, kMaxListLimit);
+  if (!deliveries.ok()) return StatusResponse(deliveries.status());
+  Json data = Json::array();
+  for (const store::CallbackDeliveryRecord& r : *deliveries) data.push_back(DeliveryRecord(r));
+  return JsonResponse(200, {{"data", std::move(data)}});
 }
 
 Response ApiServer::HandleEnqueueBatch(const Request& req) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/callbacks.h"
 #include "api/inbound_webhook.h"
 #include "api/long_polls.h"
 #include "delivery/intake.h"
@@ -44,6 +45,7 @@ struct ServerOptions {
   ValidationOptions validation;                        // --default-region
   std::map<std::string, std::string> producer_tokens;  // name -> token
   InboundWebhookOptions inbound;                       // POST /v1/agentphone/webhook
+  CallbackOptions callbacks;                           // /v1/webhooks: the key and URL rules
 };
 
 // Bodies over a route's limit (ServerOptions) are refused with 413 before they are read, a
@@ -106,6 +108,8 @@ class ApiServer final : public http::Handler {
   // Never blocks: runs on the event loop, answers once the store's commit is done.
   void HandleEnqueue(const http::Request& req, http::Responder respond);
   http::Response HandleEnqueueBatch(const http::Request& req);
+  // POST /v1/messages/{id}/reactions: queued like a message (never blocks, as HandleEnqueue).
+  void HandleReaction(const http::Request& req, http::Responder respond);
   void HandleGet(const http::Request& req, http::Responder respond);
   // One look at a long-polled message: answers, or arms a wake-up to look again.
   void Poll(const std::shared_ptr<LongPoll>& poll);
@@ -121,6 +125,10 @@ class ApiServer final : public http::Handler {
   http::Response HandleSuppression(const http::Request& req);
   http::Response HandleSuppressionList(const http::Request& req);
   http::Response HandleAgentPhoneWebhook(const http::Request& req);
+  // Producer callbacks: /v1/webhooks, /v1/webhooks/{id}, its deliveries, /v1/callback-secret.
+  http::Response HandleWebhooks(const http::Request& req);
+  http::Response HandleWebhook(const http::Request& req);
+  http::Response HandleWebhookDeliveries(const http::Request& req);
   http::Response HandleMetrics(const http::Request& req);
   // While stopping, the 503 for requests that would queue work.
   std::optional<http::Response> RefuseWhileDraining() const;

@@ -255,6 +255,14 @@ class ServeParser {
         "");
     Add("duplicate-window", "SENDQ_DUPLICATE_WINDOW", "DURATION", "the window of --duplicate-cap",
         "10m");
+    Add("allow-http-callbacks", "SENDQ_ALLOW_HTTP_CALLBACKS", "",
+        "callback URLs may be http (for development and tests); else https only", "");
+    Add("allow-private-callbacks", "SENDQ_ALLOW_PRIVATE_CALLBACKS", "",
+        "callback URLs may resolve to loopback or private addresses", "");
+    Add("callback-key-file", "SENDQ_CALLBACK_KEY_FILE", "PATH",
+        "the key callback signing secrets derive from (made, 0600, if missing; keep it with "
+        "backups)",
+        "<db>.callback-key");
     Add("lookup-grace", "SENDQ_LOOKUP_GRACE", "DURATION",
         "after a send with an unknown outcome, how long to wait before looking for it in "
         "AgentPhone's list of sent messages",
@@ -316,6 +324,10 @@ class ServeParser {
 
     for (Setting& s : settings_) {
       std::string description = s.help + " [env: " + s.env + "]";
+      if (std::string_view(s.type_name).empty()) {  // a flag without a value
+        s.option = app.add_flag(std::string("--") + s.flag)->description(description);
+        continue;
+      }
       s.option = app.add_option(std::string("--") + s.flag, s.flag_value, description);
       s.option->type_name(s.type_name);
       if (!s.default_text.empty()) s.option->default_str(s.default_text);
@@ -450,6 +462,18 @@ class ServeParser {
         config.guards.duplicate_cap = static_cast<int>(cap);
       }
     }
+    for (auto [flag, target] :
+         {std::pair{"allow-http-callbacks", &config.allow_http_callbacks},
+          std::pair{"allow-private-callbacks", &config.allow_private_callbacks}}) {
+      if (auto raw = Get(flag)) {
+        if (raw->text == "true" || raw->text == "1") {
+          *target = true;
+        } else if (raw->text != "false" && raw->text != "0") {
+          Problem(raw->origin, "expected true or false");
+        }
+      }
+    }
+    if (auto raw = Get("callback-key-file")) config.callback_key_file = raw->text;
     if (auto raw = Get("agentphone-webhook-secret")) {
       config.agentphone_webhook_secret = Trim(raw->text);
     }
@@ -504,7 +528,8 @@ class ServeParser {
   std::optional<Raw> Get(const char* flag) const {
     const Setting& s = Find(flag);
     if (s.option != nullptr && s.option->count() > 0) {
-      return Raw{s.flag_value, std::string("--") + s.flag};
+      const bool is_flag = std::string_view(s.type_name).empty();
+      return Raw{is_flag ? std::string("true") : s.flag_value, std::string("--") + s.flag};
     }
     auto it = env_.find(s.env);
     if (it != env_.end() && !it->second.empty()) {

@@ -53,7 +53,10 @@ struct Config {
   Pacer::Options pacing;            // --sender-rate, --sender-limits, --upstream-rate
   // The files the secrets came from (--upstream-token-file, --api-tokens-file).
   std::vector<std::string> secret_files;
-  RunawayGuards guards;  // --recipient-cap, --duplicate-cap, --duplicate-window
+  RunawayGuards guards;                  // --recipient-cap, --duplicate-cap, --duplicate-window
+  bool allow_http_callbacks = false;     // --allow-http-callbacks
+  bool allow_private_callbacks = false;  // --allow-private-callbacks
+  std::string callback_key_file;         // empty: <db>.callback-key
   // Checks the signature of AgentPhone's webhooks (POST /v1/agentphone/webhook). Secret.
   std::string agentphone_webhook_secret;
   // number id or agent id -> the producer whose suppression list an inbound STOP changes.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <optional>
 
+#include "util/percent.h"
 #include "util/redact.h"
 
 namespace sendq::delivery {
@@ -137,6 +138,16 @@ class AgentPhoneClient final : public UpstreamClient {
     return Perform(request);
   }
 
+  UpstreamResponse SendReaction(const std::string& idempotency_key, const std::string& message_id,
+                                const std::string& body) override {
+    httplib::Request request;
+    request.method = "POST";
+    request.path = prefix_ + "/v1/messages/" + PercentEncode(message_id) + "/reactions";
+    request.headers = {{"Idempotency-Key", idempotency_key}, {"Content-Type", "application/json"}};
+    request.body = body;
+    return Perform(request);
+  }
+
   UpstreamResponse Get(const std::string& path_and_query) override {
     httplib::Request request;
     request.method = "GET";
@@ -221,11 +232,24 @@ class AgentPhoneClient final : public UpstreamClient {
 
 }  // namespace
 
-UpstreamResponse UpstreamClient::Get(const std::string&) {
+namespace {
+
+UpstreamResponse NotSupported(const char* what) {
   UpstreamResponse out;
   out.transport = UpstreamResponse::Transport::kNotSent;
-  out.transport_error = "this upstream cannot list what it accepted";
+  out.transport_error = what;
   return out;
+}
+
+}  // namespace
+
+UpstreamResponse UpstreamClient::SendReaction(const std::string&, const std::string&,
+                                              const std::string&) {
+  return NotSupported("this upstream takes no reactions");
+}
+
+UpstreamResponse UpstreamClient::Get(const std::string&) {
+  return NotSupported("this upstream cannot list what it accepted");
 }
 
 UpstreamClientFactory AgentPhoneClientFactory(AgentPhoneOptions options) {

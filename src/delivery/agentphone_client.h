@@ -27,6 +27,9 @@ class UpstreamClient {
   // Never throws; every failure is described in the returned UpstreamResponse.
   virtual UpstreamResponse Send(const std::string& idempotency_key,
                                 const std::string& request_json) = 0;
+  // POSTs `body` as a Send Reaction request for AgentPhone's message `message_id`.
+  virtual UpstreamResponse SendReaction(const std::string& idempotency_key,
+                                        const std::string& message_id, const std::string& body);
   // GETs `path_and_query` (e.g. "/v1/numbers?limit=200"), for looking up what was sent.
   // Only called when CanLookUp().
   virtual UpstreamResponse Get(const std::string& path_and_query);

@@ -124,6 +124,10 @@ class Dispatcher {
   // message whose last send's outcome is unknown is looked up instead (LookUp).
   Recording Attempt(UpstreamClient& client, Job job, std::mt19937_64& rng);
   Recording LookUp(UpstreamClient& client, Job job);
+  // A result reached without asking AgentPhone (a reaction whose message failed, ...); queued,
+  // it is due again after kParentWait.
+  Recording WithoutSending(Job job, AttemptOutcome outcome, MessageStatus new_status,
+                           std::string error);
   // Tells the circuit (and the pacer, for a 429) how an upstream request went. Returns whether
   // the circuit charges it.
   bool ObserveUpstream(const Job& job, const UpstreamResponse& response, TimeMs finished,

@@ -38,6 +38,10 @@ store::NewMessage Intake::Prepare(const std::string& producer,
   nm.request_json = validated.forwarded;
   nm.agent_id = StringField(request, "agent_id");
   nm.to_number = StringField(request, "to_number");
+  // A reply to one of the producer's own messages waits for it, and is sent with its msg_ id.
+  if (auto parent = StringField(request, "reply_to_message_id"); parent && IsMessageId(*parent)) {
+    nm.parent_id = parent;
+  }
   if (guards_.enabled()) {
     nm.guards = guards_;
     nm.body_hash = BodyHash(StringField(request, "body").value_or(""));
@@ -64,7 +68,37 @@ store::NewMessage Intake::Prepare(const std::string& producer,
     }
     nm.window_zones = std::move(zones);
   }
+  if (given.callback_url) {
+    if (given.callback_url->starts_with("http://") && !policy_.allow_http_callbacks) {
+      nlohmann::json loc = loc_prefix;
+      loc.push_back("sendq");
+      loc.push_back("callback_url");
+      errors->push_back(FieldError{loc,
+                                   "Value error, callback_url must be https (sendq allows http "
+                                   "only with --allow-http-callbacks)",
+                                   "value_error"});
+      return nm;
+    }
+    nm.callback_url = given.callback_url;
+  }
   nm.controls = given.ToJson().dump();
+  return nm;
+}
+
+store::NewMessage Intake::PrepareReaction(const std::string& producer,
+                                          const std::optional<std::string>& idempotency_key,
+                                          const std::string& reaction_to,
+                                          const std::string& reaction) const {
+  store::NewMessage nm;
+  nm.id = ids_->Next();
+  nm.producer = producer;
+  nm.idempotency_key = idempotency_key;
+  nm.request_json = nlohmann::json{{"reaction", reaction}}.dump();
+  nm.reaction_to = reaction_to;
+  if (IsMessageId(reaction_to)) nm.parent_id = reaction_to;
+  nm.expires_at = MessageIdTime(nm.id) + policy_.max_age;
+  // The message reacted to is part of the fingerprint: the same key for another is a conflict.
+  nm.controls = nlohmann::json{{"reaction_to", reaction_to}}.dump();
   return nm;
 }
 
@@ -81,7 +115,7 @@ void Intake::Enqueue(store::NewMessage message, Done done) {
           reservation->HandOff(result.ok() ? std::move(result->claimed)
                                            : std::optional<store::ClaimedMessage>());
         }
-        if (result.ok() && !result->replayed && !result->suppressed) metrics_->CountEnqueued();
+        if (result.ok() && result->added()) metrics_->CountEnqueued();
         done(std::move(result));
       });
 }
@@ -92,7 +126,7 @@ Result<std::vector<Result<store::EnqueueResult>>> Intake::EnqueueBatch(
   if (stored.ok()) {
     int64_t added = 0;
     for (const Result<store::EnqueueResult>& item : *stored) {
-      if (item.ok() && !item->replayed && !item->suppressed) ++added;
+      if (item.ok() && item->added()) ++added;
     }
     if (added > 0) metrics_->CountEnqueued(added);
   }

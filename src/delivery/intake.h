@@ -30,6 +30,13 @@ class Intake {
   Intake(store::Store* store, Dispatcher* dispatcher, Metrics* metrics, IdGenerator* ids,
          ControlDefaults policy, RunawayGuards guards = {});
 
+  // A reaction to `reaction_to` (AgentPhone's msg_ id, or the producer's sq_ message, which it
+  // then waits for), queued like a message. `reaction` is valid (ValidateReaction).
+  store::NewMessage PrepareReaction(const std::string& producer,
+                                    const std::optional<std::string>& idempotency_key,
+                                    const std::string& reaction_to,
+                                    const std::string& reaction) const;
+
   // A new message with a fresh id for `validated`, with its queue controls from the body's
   // `sendq` member and `headers`. Problems with the controls go to `errors`, located under
   // `loc_prefix`; the message is for the store only when `errors` gained none.

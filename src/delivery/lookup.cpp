@@ -7,6 +7,7 @@
 #include <set>
 
 #include "queue/phone.h"
+#include "util/percent.h"
 #include "util/time_format.h"
 
 namespace sendq::delivery {
@@ -23,18 +24,6 @@ std::optional<std::string> StringField(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_string()) return std::nullopt;
   return it->get<std::string>();
-}
-
-std::string PercentEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
 }
 
 // A failed request of the look-up: worth trying again later (kFailed), or a sign that it cannot

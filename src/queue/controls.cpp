@@ -8,6 +8,28 @@
 #include "util/time_format.h"
 
 namespace sendq {
+
+bool IsCallbackUrl(const std::string& url) {
+  size_t rest = 0;
+  if (url.starts_with("https://")) {
+    rest = 8;
+  } else if (url.starts_with("http://")) {
+    rest = 7;
+  } else {
+    return false;
+  }
+  const size_t host_end = url.find_first_of("/?#", rest);
+  const std::string authority =
+      url.substr(rest, host_end == std::string::npos ? std::string::npos : host_end - rest);
+  if (authority.empty() || authority.front() == ':' || authority.find('@') != std::string::npos) {
+    return false;
+  }
+  for (unsigned char c : url) {
+    if (c <= 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
 namespace {
 
 using nlohmann::json;
@@ -18,10 +40,16 @@ struct ControlField {
   const char* header;
 };
 constexpr ControlField kFields[] = {
-    {"ordering_key", "Sendq-Ordering-Key"}, {"send_at", "Sendq-Send-At"},
-    {"expires_at", "Sendq-Expires-At"},     {"ttl", ""},
-    {"priority", "Sendq-Priority"},         {"send_window", "Sendq-Send-Window"},
+    {"ordering_key", "Sendq-Ordering-Key"},
+    {"send_at", "Sendq-Send-At"},
+    {"expires_at", "Sendq-Expires-At"},
+    {"ttl", ""},
+    {"priority", "Sendq-Priority"},
+    {"send_window", "Sendq-Send-Window"},
+    {"callback_url", ""},
 };
+
+constexpr size_t kMaxCallbackUrlLength = 2048;
 
 json Loc(const json& prefix, std::initializer_list<json> path) {
   json loc = prefix.is_array() ? prefix : json::array({"body"});
@@ -82,6 +110,15 @@ std::string ParseField(const std::string& field, const json& value, QueueControl
     out->ttl = *ttl;
     return "";
   }
+  if (field == "callback_url") {
+    if (!value.is_string() || value.get_ref<const std::string&>().size() > kMaxCallbackUrlLength ||
+        !IsCallbackUrl(value.get<std::string>())) {
+      return fmt::format("callback_url must be an http(s) URL with a host, at most {} characters",
+                         kMaxCallbackUrlLength);
+    }
+    out->callback_url = value.get<std::string>();
+    return "";
+  }
   if (field == "priority") {
     std::optional<Priority> p;
     if (value.is_string()) p = ParsePriority(value.get<std::string>());
@@ -133,6 +170,7 @@ json QueueControls::ToJson() const {
   if (ordering_key_given) out["ordering_key"] = ordering_key ? json(*ordering_key) : json(nullptr);
   if (send_at) out["send_at"] = FormatRfc3339(*send_at);
   if (expires_at) out["expires_at"] = FormatRfc3339(*expires_at);
+  if (callback_url) out["callback_url"] = *callback_url;
   if (ttl) out["ttl"] = FormatDuration(*ttl);
   if (priority) out["priority"] = PriorityName(*priority);
   if (send_window) out["send_window"] = SendWindowJson(*send_window);
@@ -167,7 +205,7 @@ QueueControls ParseQueueControls(const json* body_controls,
       if (!known) {
         errors->push_back({Loc(loc_prefix, {"sendq", it.key()}),
                            "Extra inputs are not permitted: sendq takes ordering_key, send_at, "
-                           "expires_at, ttl, priority and send_window",
+                           "expires_at, ttl, priority, send_window and callback_url",
                            "extra_forbidden"});
         continue;
       }

@@ -8,6 +8,8 @@
 //   ttl           (body only)         a duration ("10m", or seconds): expires_at = now + ttl
 //   priority      Sendq-Priority      high, normal (default) or bulk
 //   send_window   Sendq-Send-Window   local hours; "recipient" or {"start","end","tz"}
+//   callback_url  (body only)         where this message's events go (as well as the
+//                                     producer's registered webhooks)
 // ResolveControls() turns them, with the request and the queue's defaults, into what the store
 // keeps: the ordering key, the sender (the pacing identity), the first due time and so on.
 //
@@ -41,6 +43,7 @@ struct QueueControls {
   std::optional<DurationMs> ttl;
   std::optional<Priority> priority;
   std::optional<SendWindow> send_window;
+  std::optional<std::string> callback_url;
   // Fields that came from a header rather than the body: field -> header name, so that a
   // problem found later is located where the producer wrote it.
   std::map<std::string, std::string> from_header;
@@ -54,6 +57,9 @@ struct ControlHeader {
   std::string name;  // as named in the table above
   std::string value;
 };
+
+// "http(s)://host[:port][/path]": a scheme, a host, and no spaces or control characters.
+bool IsCallbackUrl(const std::string& url);
 
 // The names of the headers ParseQueueControls reads.
 const std::vector<std::string>& QueueControlHeaderNames();
@@ -72,6 +78,8 @@ struct ControlDefaults {
   // --default-ordering: a message without an ordering_key is in its conversation's lane
   // (true) or in none (false).
   bool order_conversations = true;
+  // --allow-http-callbacks: a callback_url may be http (else https only).
+  bool allow_http_callbacks = false;
 };
 
 // What the store keeps for a message.

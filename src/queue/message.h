@@ -95,6 +95,13 @@ struct Message {
   std::optional<TimeMs> unknown_since;
   // Why a rule held it or failed it: "recipient_cap", "duplicate_body" or "suppressed".
   std::optional<std::string> status_reason;
+  // A reaction: the message it is for (AgentPhone's msg_ id, or a sendq sq_ id). Its request is
+  // the Send Reaction body.
+  std::optional<std::string> reaction_to;
+  // The sendq message this one (a reaction, or a reply by reply_to_message_id) waits for and
+  // takes AgentPhone's id from.
+  std::optional<std::string> parent_id;
+  std::optional<std::string> callback_url;  // its own callback endpoint (sendq.callback_url)
 };
 
 struct Attempt {

@@ -527,4 +527,43 @@ nlohmann::json ValidationErrorBody(const std::vector<FieldError>& errors) {
   return {{"detail", std::move(detail)}};
 }
 
+std::vector<FieldError> ValidateReaction(const nlohmann::json& body, std::string* reaction,
+                                         const nlohmann::json& loc_prefix) {
+  auto at = [&](const char* field) {
+    nlohmann::json loc = loc_prefix;
+    if (field != nullptr) loc.push_back(field);
+    return loc;
+  };
+  if (!body.is_object())
+    return {FieldError{at(nullptr), "Input should be a valid dictionary", "dict_type"}};
+  auto it = body.find("reaction");
+  if (it == body.end() || it->is_null())
+    return {FieldError{at("reaction"), "Field required", "missing"}};
+  if (!it->is_string()) {
+    return {FieldError{at("reaction"), "Input should be a valid string", "string_type"}};
+  }
+  const std::string value = it->get<std::string>();
+  for (const char* tapback : kTapbacks) {
+    if (value == tapback) {
+      *reaction = value;
+      return {};
+    }
+  }
+  // One custom emoji: no ASCII at all, and few code points (a ZWJ sequence has several).
+  size_t code_points = 0;
+  bool ascii = false;
+  for (unsigned char c : value) {
+    if (c < 0x80) ascii = true;
+    if ((c & 0xC0) != 0x80) ++code_points;
+  }
+  if (value.empty() || ascii || code_points > 10) {
+    return {FieldError{at("reaction"),
+                       "Value error, a reaction is one of love, like, dislike, laugh, emphasize, "
+                       "question, or a single custom emoji",
+                       "value_error"}};
+  }
+  *reaction = value;
+  return {};
+}
+
 }  // namespace sendq

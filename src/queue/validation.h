@@ -78,4 +78,13 @@ bool IsEmail(std::string_view s);
 bool IsGroupId(std::string_view s);
 bool IsHttpsUrlWithHost(std::string_view s);
 
+// The classic iMessage tapbacks, which every iMessage line takes.
+inline constexpr const char* kTapbacks[] = {"love",  "like",      "dislike",
+                                            "laugh", "emphasize", "question"};
+// A Send Reaction body ({"reaction": ...}): a classic tapback, or one custom emoji (one emoji,
+// possibly a sequence joined by ZWJ or with modifiers: no ASCII, at most 10 code points).
+// Errors are located under `loc_prefix`; the reaction goes to `*reaction`.
+std::vector<FieldError> ValidateReaction(const nlohmann::json& body, std::string* reaction,
+                                         const nlohmann::json& loc_prefix = {"body"});
+
 }  // namespace sendq

@@ -43,6 +43,15 @@ struct NewMessage {
   // replays are found first and never count).
   RunawayGuards guards;
   std::optional<int64_t> body_hash;  // BodyHash of the request's body, when guards are on
+  // A reaction: the message it is for (msg_ or sq_ id); request_json is the reaction body.
+  std::optional<std::string> reaction_to;
+  // The producer's sendq message this one waits for (a reaction's, or a reply's
+  // reply_to_message_id): it joins that message's lane (or "after:<id>"), whatever the
+  // controls say, and is not sent before it is final.
+  std::optional<std::string> parent_id;
+  // Where this message's own events go (its `sendq.callback_url`), besides the producer's
+  // registered webhooks.
+  std::optional<std::string> callback_url;
 };
 
 struct ClaimOptions {
@@ -73,6 +82,11 @@ struct EnqueueResult {
   std::optional<ClaimedMessage> claimed;  // EnqueueAndClaim: the new message, leased
   // Not stored: the producer's suppression list has the recipient (an opt-out).
   bool suppressed = false;
+  // Not stored: parent_id names no message of this producer.
+  bool parent_missing = false;
+
+  // A new message was stored (not a replay, not refused).
+  bool added() const { return !replayed && !suppressed && !parent_missing; }
 };
 
 // How an attempt ended, and what becomes of the message.
@@ -131,6 +145,50 @@ struct Suppression {
 // The failure reason of a message whose recipient opted out.
 inline constexpr const char* kSuppressedReason = "suppressed";
 
+// A producer's registered callback endpoint. Its signing secret is not stored: it is derived
+// from the server's callback key and the id.
+struct Webhook {
+  std::string id;  // wh_<random>
+  std::string producer;
+  std::string url;
+  std::vector<std::string> events;  // message.sent, message.failed, ...
+  TimeMs created_at = 0;
+};
+
+// The events a message's changes raise (written with the change, in the same transaction).
+inline constexpr const char* kCallbackEvents[] = {
+    "message.sent", "message.failed", "message.canceled", "message.expired", "message.unknown"};
+
+// One event on its way to one endpoint.
+struct CallbackDelivery {
+  int64_t outbox_id = 0;
+  std::string event_id;                   // the same on every try (X-Sendq-Event-Id)
+  std::optional<std::string> webhook_id;  // nullopt: the message's own callback_url
+  std::string producer;
+  std::string url;
+  std::string event;
+  std::string message_id;
+  TimeMs created_at = 0;
+  int attempts = 0;  // tries before this one
+};
+
+struct CallbackTry {
+  int number = 0;
+  TimeMs started_at = 0;
+  TimeMs finished_at = 0;
+  std::optional<int> http_status;
+  std::optional<std::string> error;
+};
+
+// A delivery as GET /v1/webhooks/{id}/deliveries shows it.
+struct CallbackDeliveryRecord {
+  CallbackDelivery delivery;
+  std::string state;  // "pending", "delivered", "failed" (given up)
+  std::optional<TimeMs> next_attempt_at;
+  std::optional<std::string> last_error;
+  std::vector<CallbackTry> tries;
+};
+
 // What one commit changed.
 struct Changes {
   // Messages whose status, attempts or answer changed (what a long poll waits for): claims,
@@ -140,6 +198,8 @@ struct Changes {
   // A message became claimable: enqueued (and not claimed with it), released by the end of the
   // message before it in its lane, retried, or handed back unused.
   bool work_added = false;
+  // A callback event was written to the outbox.
+  bool callbacks_added = false;
 };
 
 // Told of every commit, after it is durable, on the store's own thread: it must be quick and
@@ -241,6 +301,25 @@ class Store {
   virtual Result<bool> ApplyInboundWebhook(
       const std::string& webhook_id, TimeMs now, const std::vector<Suppression>& suppress,
       const std::vector<std::pair<std::string, std::string>>& lift) = 0;
+
+  // Producer callbacks: the registered endpoints, and the outbox of events.
+  virtual Result<Webhook> AddWebhook(const Webhook& webhook) = 0;
+  virtual Result<std::vector<Webhook>> ListWebhooks(const std::string& producer) = 0;
+  virtual Result<std::optional<Webhook>> GetWebhook(const std::string& producer,
+                                                    const std::string& id) = 0;
+  // Its pending deliveries are dropped with it. Whether there was one.
+  virtual Result<bool> DeleteWebhook(const std::string& producer, const std::string& id) = 0;
+  // The latest `limit` deliveries to the endpoint, newest first, with their tries.
+  virtual Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(
+      const std::string& producer, const std::string& webhook_id, int limit) = 0;
+  // Leases up to `limit` deliveries that are due (lease_until = now + lease).
+  virtual Result<std::vector<CallbackDelivery>> ClaimCallbacks(TimeMs now, int limit,
+                                                               DurationMs lease) = 0;
+  // Records a try: delivered, or due again at `next_attempt_at`, or (neither) given up.
+  virtual Status RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
+                                std::optional<TimeMs> next_attempt_at) = 0;
+  // The soonest due (or lease end) among pending deliveries.
+  virtual Result<std::optional<TimeMs>> NextCallbackAt() = 0;
 
   // The id of the message, other than `except_id`, that holds AgentPhone's message id
   // `provider_message_id` (a look-up must not settle two messages with one listed send).

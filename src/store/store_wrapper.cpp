@@ -57,6 +57,32 @@ Result<std::pair<int64_t, int64_t>> StoreWrapper::ResolveHeld(
     const std::optional<std::string>& reason, bool cancel, TimeMs now) {
   return inner_->ResolveHeld(producer, to_number, reason, cancel, now);
 }
+Result<Webhook> StoreWrapper::AddWebhook(const Webhook& webhook) {
+  return inner_->AddWebhook(webhook);
+}
+Result<std::vector<Webhook>> StoreWrapper::ListWebhooks(const std::string& producer) {
+  return inner_->ListWebhooks(producer);
+}
+Result<std::optional<Webhook>> StoreWrapper::GetWebhook(const std::string& producer,
+                                                        const std::string& id) {
+  return inner_->GetWebhook(producer, id);
+}
+Result<bool> StoreWrapper::DeleteWebhook(const std::string& producer, const std::string& id) {
+  return inner_->DeleteWebhook(producer, id);
+}
+Result<std::vector<CallbackDeliveryRecord>> StoreWrapper::ListCallbackDeliveries(
+    const std::string& producer, const std::string& webhook_id, int limit) {
+  return inner_->ListCallbackDeliveries(producer, webhook_id, limit);
+}
+Result<std::vector<CallbackDelivery>> StoreWrapper::ClaimCallbacks(TimeMs now, int limit,
+                                                                   DurationMs lease) {
+  return inner_->ClaimCallbacks(now, limit, lease);
+}
+Status StoreWrapper::RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
+                                    std::optional<TimeMs> next_attempt_at) {
+  return inner_->RecordCallback(outbox_id, attempt, delivered, next_attempt_at);
+}
+Result<std::optional<TimeMs>> StoreWrapper::NextCallbackAt() { return inner_->NextCallbackAt(); }
 Result<Suppression> StoreWrapper::Suppress(const Suppression& suppression) {
   return inner_->Suppress(suppression);
 }

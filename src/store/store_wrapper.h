@@ -45,6 +45,19 @@ class StoreWrapper : public Store {
                                                   const std::optional<std::string>& to_number,
                                                   const std::optional<std::string>& reason,
                                                   bool cancel, TimeMs now) override;
+  Result<Webhook> AddWebhook(const Webhook& webhook) override;
+  Result<std::vector<Webhook>> ListWebhooks(const std::string& producer) override;
+  Result<std::optional<Webhook>> GetWebhook(const std::string& producer,
+                                            const std::string& id) override;
+  Result<bool> DeleteWebhook(const std::string& producer, const std::string& id) override;
+  Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(const std::string& producer,
+                                                                     const std::string& webhook_id,
+                                                                     int limit) override;
+  Result<std::vector<CallbackDelivery>> ClaimCallbacks(TimeMs now, int limit,
+                                                       DurationMs lease) override;
+  Status RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
+                        std::optional<TimeMs> next_attempt_at) override;
+  Result<std::optional<TimeMs>> NextCallbackAt() override;
   Result<Suppression> Suppress(const Suppression& suppression) override;
   Result<bool> Unsuppress(const std::string& producer, const std::string& number) override;
   Result<std::optional<Suppression>> GetSuppression(const std::string& producer,

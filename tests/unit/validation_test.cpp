@@ -579,3 +579,29 @@ TEST_CASE("validation: recipient helpers") {
 
 }  // namespace
 }  // namespace sendq
+
+namespace sendq {
+namespace {
+
+TEST_CASE("validation: a reaction is a classic tapback or one custom emoji") {
+  std::string reaction;
+  for (const char* ok : {"love", "like", "dislike", "laugh", "emphasize", "question", "🔥",
+                         "👍🏽", "👨‍👩‍👧"}) {
+    CAPTURE(ok);
+    CHECK(ValidateReaction({{"reaction", ok}}, &reaction).empty());
+    CHECK(reaction == ok);
+  }
+  for (const nlohmann::json& bad :
+       {nlohmann::json{{"reaction", "Love"}}, nlohmann::json{{"reaction", "🔥 fire"}},
+        nlohmann::json{{"reaction", ""}}, nlohmann::json{{"reaction", "🔥🔥🔥🔥🔥🔥🔥🔥🔥🔥🔥"}},
+        nlohmann::json{{"reaction", nullptr}}, nlohmann::json{{"reaction", 1}}}) {
+    CAPTURE(bad.dump());
+    std::vector<FieldError> errors = ValidateReaction(bad, &reaction);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].loc == nlohmann::json({"body", "reaction"}));
+  }
+  CHECK(ValidateReaction(nlohmann::json::array(), &reaction)[0].type == "dict_type");
+}
+
+}  // namespace
+}  // namespace sendq

@@ -371,6 +371,15 @@ Result<int> FakeAgentPhone::Start() {
   server.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
     HandleSend(req, res);
   });
+  server.Post(
+      R"(/v1/messages/([^/]+)/reactions)",
+      [this](const httplib::Request& req, httplib::Response& res) { HandleReaction(req, res); });
+  server.Get("/__fake/reactions", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu_);
+    json list = json::array();
+    for (const json& r : reactions_) list.push_back(r);
+    SetJson(res, 200, {{"count", list.size()}, {"reactions", std::move(list)}});
+  });
   server.Get("/v1/numbers", [this](const httplib::Request& req, httplib::Response& res) {
     HandleNumbers(req, res);
   });
@@ -684,6 +693,37 @@ bool FakeAgentPhone::Authorized(const httplib::Request& req, httplib::Response& 
   return false;
 }
 
+void FakeAgentPhone::HandleReaction(const httplib::Request& req, httplib::Response& res) {
+  if (!Authorized(req, res)) return;
+  const std::string message_id = req.matches[1];
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  std::string reaction;
+  std::vector<FieldError> errors = ValidateReaction(body, &reaction);
+  if (!errors.empty()) {
+    SetJson(res, 422, ValidationErrorBody(errors));
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const json* sent = nullptr;
+  for (const json& send : sends_) {
+    if (send["id"] == message_id) sent = &send;
+  }
+  if (sent == nullptr) {
+    SetJson(res, 404, ErrorEnvelope("Message not found", "MESSAGE_NOT_FOUND", "not_found_error"));
+    return;
+  }
+  json answer = {{"id", "rxn_" + RandomHex(16)},
+                 {"reaction_type", reaction},
+                 {"message_id", message_id},
+                 {"channel", (*sent)["channel"]}};
+  reactions_.push_back({{"id", answer["id"]},
+                        {"message_id", message_id},
+                        {"reaction", reaction},
+                        {"idempotency_key", KeyOrNull(req.get_header_value("Idempotency-Key"))},
+                        {"received_at_ms", clock_->NowMs()}});
+  SetJson(res, 200, answer);
+}
+
 void FakeAgentPhone::HandleNumbers(const httplib::Request& req, httplib::Response& res) {
   if (!Authorized(req, res)) return;
   std::optional<int64_t> limit = QueryInt(req, "limit", 20);
@@ -807,6 +847,7 @@ void FakeAgentPhone::HandleReset(const httplib::Request&, httplib::Response& res
     received_base_ += received_.size();
     received_.clear();
     sends_.clear();
+    reactions_.clear();
     max_in_flight_ = in_flight_;
     attempts_by_key_.clear();
   }

@@ -28,6 +28,11 @@
 //                           POST /v1/messages that arrived, whatever its outcome. Each entry
 //                           also has "status": null while in flight, 0 when dropped. An
 //                           arrival is recorded before the latency wait.
+//   POST /v1/messages/{id}/reactions   Send Reaction, for the id of an accepted send (404
+//                           otherwise): {"id": "rxn_...", "reaction_type", "message_id",
+//                           "channel"}.
+//   GET  /__fake/reactions  {"count", "reactions": [{"id","message_id","reaction",
+//                           "idempotency_key","received_at_ms"}]}: the accepted reactions.
 //   POST /__fake/config     changes the fault switches (a JSON object of FaultConfig fields;
 //                           unknown fields are a 400); answers the whole config.
 //   POST /__fake/reset      forgets recorded requests and fail_first counts (not the config).
@@ -139,6 +144,8 @@ class FakeAgentPhone {
   // accepted sends. False (and a 401 written) when the bearer is missing or wrong.
   bool Authorized(const httplib::Request& req, httplib::Response& res);
   void HandleNumbers(const httplib::Request& req, httplib::Response& res);
+  // POST /v1/messages/{id}/reactions, for an accepted send's id.
+  void HandleReaction(const httplib::Request& req, httplib::Response& res);
   void HandleAgent(const httplib::Request& req, httplib::Response& res);
   void HandleNumberMessages(const httplib::Request& req, httplib::Response& res);
   void HandleReset(const httplib::Request& req, httplib::Response& res);
@@ -181,6 +188,8 @@ class FakeAgentPhone {
   int max_in_flight_ = 0;                // GUARDED_BY(mu_): the most at once since the reset
   // Entries: {"idempotency_key","id","body","received_at_ms"}.
   std::deque<nlohmann::json> sends_;  // GUARDED_BY(mu_)
+  // Entries: {"id","message_id","reaction","idempotency_key","received_at_ms"}.
+  std::deque<nlohmann::json> reactions_;  // GUARDED_BY(mu_)
 
   std::mutex log_mu_;
   std::ofstream send_log_;  // GUARDED_BY(log_mu_)

@@ -116,7 +116,9 @@ Result<std::vector<ClaimedMessage>> Claimer::Claim(Db& db, const ClaimOptions& o
 
 Result<EnqueueResult> Claimer::InsertAndClaim(Db& db, const NewMessage& nm, const ClaimOptions& o) {
   Result<EnqueueResult> stored = InsertOrReplay(db, nm);
-  if (!stored.ok() || stored->replayed || stored->suppressed) return stored;
+  if (!stored.ok() || stored->replayed || stored->suppressed || stored->parent_missing) {
+    return stored;
+  }
   const Message& m = stored->message;
   if (m.held || m.status != MessageStatus::kQueued) return stored;
   if (m.next_attempt_at <= o.now) {
@@ -213,26 +215,37 @@ Status ExpireQueued(Db& db, TimeMs now) {
   static const std::string sql =
       Sql("UPDATE messages INDEXED BY messages_expiry SET status = ?2, version = version + 1, "
           "updated_at = ?1, last_error = ?3 WHERE status = {queued} AND expires_at <= ?1 "
-          "AND unknown_since IS NULL RETURNING id, producer, ordering_key");
+          "AND unknown_since IS NULL RETURNING id, producer, ordering_key, callback_url");
   Result<Stmt*> stmt = db.Prepare(sql.c_str());
   if (!stmt.ok()) return stmt.status();
   (*stmt)
       ->Bind(1, now)
       .Bind(2, static_cast<int64_t>(decision.new_status))
       .Bind(3, decision.last_error);
-  std::vector<std::pair<std::string, std::optional<std::string>>> lanes;
+  struct Expired {
+    std::string id;
+    std::string producer;
+    std::optional<std::string> key;
+    std::optional<std::string> callback_url;
+  };
+  std::vector<Expired> expired;
   for (;;) {
     Result<bool> row = (*stmt)->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     db.NoteChanged((*stmt)->Text(0));
     log::Info("message_expired", {{"message_id", (*stmt)->Text(0)}});
-    if (auto key = (*stmt)->OptText(2)) lanes.emplace_back((*stmt)->Text(1), std::move(key));
+    expired.push_back(
+        Expired{(*stmt)->Text(0), (*stmt)->Text(1), (*stmt)->OptText(2), (*stmt)->OptText(3)});
   }
   (*stmt)->Reset();
   if (!IsTerminal(decision.new_status)) return Status::Ok();
-  for (const auto& [producer, key] : lanes) {
-    if (Status st = ReleaseLane(db, producer, key); !st.ok()) return st;
+  for (const Expired& e : expired) {
+    if (Status st = ReleaseAfterFinal(db, e.producer, e.id, e.key); !st.ok()) return st;
+    if (Status st = EmitEvent(db, e.id, e.producer, e.callback_url, "message.expired", now);
+        !st.ok()) {
+      return st;
+    }
   }
   return Status::Ok();
 }
@@ -291,6 +304,10 @@ Status RecoverExpiredLeases(Db& db, const ClaimOptions& o) {
     if (Status st = (*update)->Run(); !st.ok()) return st;
     db.NoteChanged(m.id);
     db.NoteWorkAdded();  // it still holds its lane
+    if (Status st = EmitEvent(db, m.id, m.producer, m.callback_url, "message.unknown", o.now);
+        !st.ok()) {
+      return st;
+    }
     log::Warn("lease_expired", {{"message_id", m.id}, {"attempt", attempt_number}});
   }
   return Status::Ok();

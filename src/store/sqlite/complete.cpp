@@ -10,6 +10,18 @@ std::optional<int64_t> OptBool(const std::optional<bool>& b) {
   return *b ? 1 : 0;
 }
 
+// The callback events a recorded attempt raises.
+std::vector<const char*> EventsOf(const AttemptResult& r) {
+  std::vector<const char*> events;
+  if (r.outcome == AttemptOutcome::kUnknown) events.push_back("message.unknown");
+  if (r.new_status == MessageStatus::kSent) events.push_back("message.sent");
+  if (r.new_status == MessageStatus::kFailed) {
+    const bool expired = r.last_error && r.last_error->starts_with("expired");
+    events.push_back(expired ? "message.expired" : "message.failed");
+  }
+  return events;
+}
+
 }  // namespace
 
 Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::string>* released) {
@@ -22,7 +34,8 @@ Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::strin
           "sent_to_number = coalesce(?11, sent_to_number), "
           "conversation_id = coalesce(?12, conversation_id), "
           "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), unknown_since = ?14 "
-          "WHERE id = ?1 AND version = ?2 AND status = {sending} RETURNING producer, ordering_key");
+          "WHERE id = ?1 AND version = ?2 AND status = {sending} RETURNING producer, ordering_key, "
+          "callback_url");
   Result<Stmt*> update = db.Prepare(update_sql.c_str());
   if (!update.ok()) return update.status();
   (*update)
@@ -46,12 +59,22 @@ Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::strin
   if (!*row) return false;
   const std::string producer = (*update)->Text(0);
   const std::optional<std::string> ordering_key = (*update)->OptText(1);
+  const std::optional<std::string> callback_url = (*update)->OptText(2);
   (*update)->Reset();
   db.NoteChanged(r.message_id);
+  for (const char* event : EventsOf(r)) {
+    if (Status st = EmitEvent(db, r.message_id, producer, callback_url, event, r.finished_at);
+        !st.ok()) {
+      return st;
+    }
+  }
   // Queued again, it is due when the worker tells the dispatcher; final, it may release the
   // next message of its lane (work added).
   if (IsTerminal(r.new_status)) {
-    if (Status st = ReleaseLane(db, producer, ordering_key, released); !st.ok()) return st;
+    if (Status st = ReleaseAfterFinal(db, producer, r.message_id, ordering_key, released);
+        !st.ok()) {
+      return st;
+    }
   }
   // AgentPhone's answer is kept once, in `answers`; the ledger reads it from there.
   const bool answer_kept = r.upstream_response.has_value();

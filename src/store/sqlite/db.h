@@ -84,6 +84,7 @@ class Db {
   // those messages' long polls). The writer undoes a task's notes when the task rolls back.
   void NoteChanged(std::string id) { changes_.message_ids.push_back(std::move(id)); }
   void NoteWorkAdded() { changes_.work_added = true; }
+  void NoteCallbackAdded() { changes_.callbacks_added = true; }
   Changes& pending_changes() { return changes_; }
 
  private:

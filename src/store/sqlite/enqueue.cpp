@@ -130,20 +130,40 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   Result<std::optional<Hold>> hold = RunawayHold(db, nm, created_at);
   if (!hold.ok()) return hold.status();
   const MessageStatus status = *hold ? MessageStatus::kHeld : MessageStatus::kQueued;
+  // A reaction or reply to one of the producer's messages goes in that message's lane, or in
+  // the lane of those waiting for it when it has none.
+  std::optional<std::string> ordering_key = nm.ordering_key;
+  bool parent_pending = false;
+  if (nm.parent_id) {
+    Result<std::optional<Message>> parent = FindMessage(db, nm.producer, *nm.parent_id);
+    if (!parent.ok()) return parent.status();
+    if (!*parent) {
+      EnqueueResult refused;
+      refused.parent_missing = true;
+      return refused;
+    }
+    if ((*parent)->ordering_key) {
+      ordering_key = (*parent)->ordering_key;
+    } else {
+      ordering_key = AfterLane(*nm.parent_id);
+      parent_pending = !IsTerminal((*parent)->status);
+    }
+  }
   LanePlace lane;
   // A held message stays out of its lane until it is released.
-  if (nm.ordering_key && !*hold) {
-    Result<LanePlace> tail = LaneTail(db, nm.producer, *nm.ordering_key);
+  if (ordering_key && !*hold) {
+    Result<LanePlace> tail = LaneTail(db, nm.producer, *ordering_key);
     if (!tail.ok()) return tail.status();
     lane = *tail;
+    lane.held = lane.held || parent_pending;
   }
   static const std::string insert_sql =
       Sql("INSERT INTO messages (id, producer, idempotency_key, agent_id, to_number, status, "
           "created_at, updated_at, next_attempt_at, expires_at, ordering_key, lane_seq, held, "
           "priority, sender, send_at, send_window, window_zones, body_hash, status_reason, "
-          "last_error) "
+          "last_error, reaction_to, parent_id, callback_url) "
           "VALUES (?1, ?2, ?3, ?4, ?5, ?17, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-          "?16, ?18, ?19, ?20)");
+          "?16, ?18, ?19, ?20, ?21, ?22, ?23)");
   Result<Stmt*> insert = db.Prepare(insert_sql.c_str());
   if (!insert.ok()) return insert.status();
   (*insert)
@@ -155,7 +175,7 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
       .Bind(6, created_at)
       .Bind(7, due)
       .Bind(8, nm.expires_at)
-      .Bind(9, nm.ordering_key)
+      .Bind(9, ordering_key)
       .Bind(10, lane.seq)
       .Bind(11, int64_t{lane.held ? 1 : 0})
       .Bind(12, static_cast<int64_t>(nm.priority))
@@ -166,7 +186,10 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
       .Bind(17, static_cast<int64_t>(status))
       .Bind(18, nm.body_hash)
       .Bind(19, *hold ? std::optional<std::string>((*hold)->reason) : std::nullopt)
-      .Bind(20, *hold ? std::optional<std::string>((*hold)->text) : std::nullopt);
+      .Bind(20, *hold ? std::optional<std::string>((*hold)->text) : std::nullopt)
+      .Bind(21, nm.reaction_to)
+      .Bind(22, nm.parent_id)
+      .Bind(23, nm.callback_url);
   Status st = (*insert)->Run();
   if (st.ok()) {
     Result<Stmt*> request =
@@ -193,7 +216,10 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
   m.created_at = m.updated_at = created_at;
   m.next_attempt_at = due;
   m.expires_at = nm.expires_at;
-  m.ordering_key = nm.ordering_key;
+  m.ordering_key = ordering_key;
+  m.reaction_to = nm.reaction_to;
+  m.parent_id = nm.parent_id;
+  m.callback_url = nm.callback_url;
   m.priority = nm.priority;
   m.send_at = nm.send_at;
   m.send_window = nm.send_window;
@@ -205,8 +231,8 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
 
 Result<EnqueueResult> Enqueue(Db& db, const NewMessage& message) {
   Result<EnqueueResult> stored = InsertOrReplay(db, message);
-  if (stored.ok() && !stored->replayed && !stored->suppressed && !stored->message.held &&
-      stored->message.status == MessageStatus::kQueued) {
+  if (stored.ok() && !stored->replayed && !stored->suppressed && !stored->parent_missing &&
+      !stored->message.held && stored->message.status == MessageStatus::kQueued) {
     db.NoteWorkAdded();
   }
   return stored;

@@ -42,4 +42,13 @@ Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std:
   return Status::Ok();
 }
 
+std::string AfterLane(const std::string& parent_id) { return "after:" + parent_id; }
+
+Status ReleaseAfterFinal(Db& db, const std::string& producer, const std::string& id,
+                         const std::optional<std::string>& key,
+                         std::vector<std::string>* released) {
+  if (key) return ReleaseLane(db, producer, key, released);
+  return ReleaseLane(db, producer, AfterLane(id), released);
+}
+
 }  // namespace sendq::store

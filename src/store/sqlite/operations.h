@@ -29,10 +29,10 @@ namespace sendq::store {
   "sent_to_number, conversation_id, reply_parent_unresolved, " ANSWER                         \
   ", attempt_count, "                                                                         \
   "ordering_key, priority, send_at, send_window, window_zones, sender, held, unknown_since, " \
-  "status_reason"
+  "status_reason, reaction_to, parent_id, callback_url"
 #define SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGE_COLUMNS_WITH("request", "upstream_response")
 // How many columns ReadMessage() reads: a query may add its own after them.
-inline constexpr int kMessageColumnCount = 31;
+inline constexpr int kMessageColumnCount = 34;
 #define SENDQ_STATE_COLUMNS SENDQ_MESSAGE_COLUMNS_WITH("NULL", "NULL")
 // A message with its request and answer.
 #define SENDQ_MESSAGES_FROM " FROM messages JOIN requests USING (id) LEFT JOIN answers USING (id)"
@@ -60,6 +60,14 @@ Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::strin
 // id goes there and noting it is the caller's.
 Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key,
                    std::vector<std::string>* released = nullptr);
+// Message `id` (of lane `key`) became final: releases what waits for it. That is the next of its
+// lane, or, for a message without a lane, the first reaction or reply waiting for it (the lane
+// "after:<id>").
+Status ReleaseAfterFinal(Db& db, const std::string& producer, const std::string& id,
+                         const std::optional<std::string>& key,
+                         std::vector<std::string>* released = nullptr);
+// The lane of the messages that wait for `parent_id`, a message without a lane of its own.
+std::string AfterLane(const std::string& parent_id);
 
 // --- suppressions.cpp: opt-outs -----------------------------------------------------------
 
@@ -77,6 +85,27 @@ Result<bool> ApplyInboundWebhook(Db& db, const std::string& webhook_id, TimeMs n
 // suppressed.
 Status FailSuppressed(Db& db, const std::string& producer, const std::string& number, TimeMs now,
                       const std::optional<std::string>& only_id);
+
+// --- callbacks.cpp: producer callbacks ------------------------------------------------------
+
+// Writes `event` for message `message_id` to the outbox, once for each of the producer's
+// webhooks that wants it and once for the message's own callback_url.
+Status EmitEvent(Db& db, const std::string& message_id, const std::string& producer,
+                 const std::optional<std::string>& callback_url, const char* event, TimeMs now);
+Result<Webhook> AddWebhook(Db& db, const Webhook& webhook);
+Result<std::vector<Webhook>> ListWebhooks(Db& db, const std::string& producer);
+Result<std::optional<Webhook>> GetWebhook(Db& db, const std::string& producer,
+                                          const std::string& id);
+Result<bool> DeleteWebhook(Db& db, const std::string& producer, const std::string& id);
+Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(Db& db,
+                                                                   const std::string& producer,
+                                                                   const std::string& webhook_id,
+                                                                   int limit);
+Result<std::vector<CallbackDelivery>> ClaimCallbacks(Db& db, TimeMs now, int limit,
+                                                     DurationMs lease);
+Status RecordCallback(Db& db, int64_t outbox_id, const CallbackTry& attempt, bool delivered,
+                      std::optional<TimeMs> next_attempt_at);
+Result<std::optional<TimeMs>> NextCallbackAt(Db& db);
 
 // --- enqueue.cpp ---------------------------------------------------------------------------
 
@@ -131,7 +160,8 @@ Result<std::pair<int64_t, int64_t>> ResolveHeld(Db& db, const std::string& produ
                                                 const std::optional<std::string>& to_number,
                                                 const std::optional<std::string>& reason,
                                                 bool cancel, TimeMs now);
-// Every `sending` message's lease ends now: at open, when no other process can hold one.
+// Every `sending` message's lease, and every callback delivery's, ends now: at open, when no other
+// process can hold one.
 Status VoidLeases(Db& db, TimeMs now);
 
 // --- queries.cpp: reads --------------------------------------------------------------------

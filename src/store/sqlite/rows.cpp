@@ -37,6 +37,9 @@ Message ReadMessage(const Stmt& s) {
   m.held = s.Int(28) != 0;
   m.unknown_since = s.OptInt(29);
   m.status_reason = s.OptText(30);
+  m.reaction_to = s.OptText(31);
+  m.parent_id = s.OptText(32);
+  m.callback_url = s.OptText(33);
   return m;
 }
 

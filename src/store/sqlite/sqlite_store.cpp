@@ -109,7 +109,7 @@ class Subscribers {
   }
 
   void Tell(const Changes& changes) {
-    if (changes.message_ids.empty() && !changes.work_added) return;
+    if (changes.message_ids.empty() && !changes.work_added && !changes.callbacks_added) return;
     MutexLock lock(&mu_);
     for (const ChangeListener& listener : listeners_) listener(changes);
   }
@@ -285,6 +285,54 @@ class SqliteStore final : public Store {
       const std::vector<std::pair<std::string, std::string>>& lift) override {
     return writer_.Call<bool>(
         [&](Db& db) { return store::ApplyInboundWebhook(db, webhook_id, now, suppress, lift); });
+  }
+
+  Result<Webhook> AddWebhook(const Webhook& webhook) override {
+    return writer_.Call<Webhook>([&](Db& db) { return store::AddWebhook(db, webhook); });
+  }
+
+  Result<std::vector<Webhook>> ListWebhooks(const std::string& producer) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::ListWebhooks(**db, producer);
+  }
+
+  Result<std::optional<Webhook>> GetWebhook(const std::string& producer,
+                                            const std::string& id) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::GetWebhook(**db, producer, id);
+  }
+
+  Result<bool> DeleteWebhook(const std::string& producer, const std::string& id) override {
+    return writer_.Call<bool>([&](Db& db) { return store::DeleteWebhook(db, producer, id); });
+  }
+
+  Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(const std::string& producer,
+                                                                     const std::string& webhook_id,
+                                                                     int limit) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::ListCallbackDeliveries(**db, producer, webhook_id, limit);
+  }
+
+  Result<std::vector<CallbackDelivery>> ClaimCallbacks(TimeMs now, int limit,
+                                                       DurationMs lease) override {
+    return writer_.Call<std::vector<CallbackDelivery>>(
+        [&](Db& db) { return store::ClaimCallbacks(db, now, limit, lease); });
+  }
+
+  Status RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
+                        std::optional<TimeMs> next_attempt_at) override {
+    return writer_.Run([&](Db& db) {
+      return store::RecordCallback(db, outbox_id, attempt, delivered, next_attempt_at);
+    });
+  }
+
+  Result<std::optional<TimeMs>> NextCallbackAt() override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::NextCallbackAt(**db);
   }
 
   Result<std::optional<std::string>> FindByProviderId(const std::string& provider_message_id,

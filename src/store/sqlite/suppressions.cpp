@@ -33,7 +33,7 @@ Status FailSuppressed(Db& db, const std::string& producer, const std::string& nu
       Sql("UPDATE messages SET status = {failed}, version = version + 1, updated_at = ?3, "
           "last_error = ?4, status_reason = ?5, lease_until = NULL WHERE producer = ?1 AND "
           "to_number = ?2 AND status IN ({queued}, {held_status}) AND (?6 IS NULL OR id = ?6) "
-          "RETURNING id, ordering_key");
+          "RETURNING id, ordering_key, callback_url");
   Result<Stmt*> stmt = db.Prepare(sql.c_str());
   if (!stmt.ok()) return stmt.status();
   (*stmt)
@@ -43,18 +43,27 @@ Status FailSuppressed(Db& db, const std::string& producer, const std::string& nu
       .Bind(4, std::string("suppressed: the recipient opted out of this producer's messages"))
       .Bind(5, std::string(kSuppressedReason))
       .Bind(6, only_id);
-  std::vector<std::optional<std::string>> lanes;
+  struct Failed {
+    std::string id;
+    std::optional<std::string> key;
+    std::optional<std::string> callback_url;
+  };
+  std::vector<Failed> failed;
   for (;;) {
     Result<bool> row = (*stmt)->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     db.NoteChanged((*stmt)->Text(0));
     log::Info("message_suppressed", {{"message_id", (*stmt)->Text(0)}});
-    if (auto key = (*stmt)->OptText(1)) lanes.push_back(std::move(key));
+    failed.push_back(Failed{(*stmt)->Text(0), (*stmt)->OptText(1), (*stmt)->OptText(2)});
   }
   (*stmt)->Reset();
-  for (const auto& key : lanes) {
-    if (Status st = ReleaseLane(db, producer, key); !st.ok()) return st;
+  for (const Failed& f : failed) {
+    if (Status st = ReleaseAfterFinal(db, producer, f.id, f.key); !st.ok()) return st;
+    if (Status st = EmitEvent(db, f.id, producer, f.callback_url, "message.failed", now);
+        !st.ok()) {
+      return st;
+    }
   }
   return Status::Ok();
 }

@@ -80,7 +80,11 @@ Result<Message> CancelQueued(Db& db, const std::string& producer, const std::str
   (*update)->Bind(1, id).Bind(2, current->version).Bind(3, now);
   Result<Message> canceled = ApplyAndRead(db, **update, producer, id);
   if (!canceled.ok()) return canceled;
-  if (Status st = ReleaseLane(db, producer, canceled->ordering_key); !st.ok()) return st;
+  if (Status st = ReleaseAfterFinal(db, producer, id, canceled->ordering_key); !st.ok()) return st;
+  if (Status st = EmitEvent(db, id, producer, canceled->callback_url, "message.canceled", now);
+      !st.ok()) {
+    return st;
+  }
   return canceled;
 }
 
@@ -140,7 +144,14 @@ Status VoidLeases(Db& db, TimeMs now) {
               {{"messages", db.RowsChanged()},
                {"reason", "left in sending by an earlier process; outcome unknown"}});
   }
-  return st;
+  if (!st.ok()) return st;
+  // Callback deliveries in flight in the earlier process are due again now.
+  Result<Stmt*> callbacks = db.Prepare(
+      "UPDATE outbox SET next_attempt_at = ?1, lease_until = NULL "
+      "WHERE state = 0 AND lease_until > ?1");
+  if (!callbacks.ok()) return callbacks.status();
+  (*callbacks)->Bind(1, now);
+  return (*callbacks)->Run();
 }
 
 }  // namespace sendq::store

@@ -88,6 +88,7 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
         if (st.ok()) {
           const size_t changed_before = changes.message_ids.size();
           const bool work_added_before = changes.work_added;
+          const bool callbacks_added_before = changes.callbacks_added;
           st = batch[i].fn(*db_);
           db_->ResetAll();
           // A task that failed leaves nothing behind; the others in the batch keep their work.
@@ -95,6 +96,7 @@ void Writer::CommitBatch(std::deque<Task>& batch) {
             if (Status undo = db_->RunCached("ROLLBACK TO task"); !undo.ok()) st = undo;
             changes.message_ids.resize(changed_before);
             changes.work_added = work_added_before;
+            changes.callbacks_added = callbacks_added_before;
           }
           if (Status release = db_->RunCached("RELEASE task"); !release.ok() && st.ok()) {
             st = release;

@@ -152,13 +152,14 @@ httplib::Headers AuthHeaders(const std::string& token, const std::string& key = 
 constexpr int kConversationsPerProducer = 4;
 
 // The README's example request, with a body unique to (producer, sequence), so that every
-// message can be told apart at the upstream too, and the to_number of its conversation.
+// message can be told apart at the upstream too, and the to_number of its conversation. Each
+// producer sends as an agent of its own, as separate apps would: a 429 pauses only its sender.
 std::string MessageBody(int producer, int seq, const std::string& key) {
   // +1 555 then 7 digits: a possible US number, as sendq's validation requires.
   const std::string to =
       "+1555" + std::to_string(1'000'000 + producer * 100 + seq % kConversationsPerProducer);
   return Json(
-             {{"agent_id", "agent_12345abcde"},
+             {{"agent_id", "agent_chaos_p" + std::to_string(producer)},
               {"to_number", to},
               {"body", "Hello! Your appointment is confirmed for tomorrow at 3 PM. [" + key + "]"}})
       .dump();

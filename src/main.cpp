@@ -182,10 +182,11 @@ int Serve(const Config& config) {
                                   delivery::AgentPhoneClientFactory(upstream), dispatch);
 
   IdGenerator ids(clock);
-  delivery::Intake intake(store->get(), &dispatcher, &metrics, &ids,
-                          ControlDefaults{config.max_age, config.default_send_window,
-                                          config.order_conversations, config.allow_http_callbacks},
-                          config.guards);
+  delivery::Intake intake(
+      store->get(), &dispatcher, &metrics, &ids,
+      ControlDefaults{config.max_age, config.default_send_window, config.order_conversations,
+                      config.allow_http_callbacks, config.allow_private_callbacks},
+      config.guards);
   api::ServerOptions server_options;
   server_options.host = config.listen_host;
   server_options.port = config.listen_port;

@@ -1,16 +1,13 @@
 #include "api/callbacks.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <httplib.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <random>
 
 #include "api/records.h"
+#include "util/callback_url.h"
 #include "util/hmac.h"
 #include "util/log.h"
 #include "util/process.h"
@@ -18,98 +15,15 @@
 namespace sendq::api {
 namespace {
 
-// How long a try holds its delivery beyond its timeout: past it (a hung thread), the delivery
-// is due again. A restart voids the leases of the process before it at once.
-constexpr DurationMs kLeaseBeyondTimeout = 5'000;
+// How long a try holds its delivery: its timeout applies to the connect, the write and each
+// read, so a few of them, and a margin. Past it (a hung thread) the delivery is due again and
+// the late try is not recorded; a restart voids the leases of the process before it at once.
+constexpr int kLeaseTimeouts = 4;
+constexpr DurationMs kLeaseMargin = 5'000;
 // Without news from the store, the deliverer looks again this often.
 constexpr DurationMs kIdleWait = 5'000;
 
-struct ParsedUrl {
-  std::string origin;  // scheme://host[:port]
-  std::string host;
-  std::string path;  // "/..." with the query
-  bool https = false;
-};
-
-std::optional<ParsedUrl> ParseUrl(const std::string& url) {
-  ParsedUrl p;
-  size_t rest = 0;
-  if (url.starts_with("https://")) {
-    p.https = true;
-    rest = 8;
-  } else if (url.starts_with("http://")) {
-    rest = 7;
-  } else {
-    return std::nullopt;
-  }
-  const size_t path_start = url.find_first_of("/?#", rest);
-  const std::string authority =
-      url.substr(rest, path_start == std::string::npos ? std::string::npos : path_start - rest);
-  if (authority.empty()) return std::nullopt;
-  p.origin = url.substr(0, rest) + authority;
-  p.path = path_start == std::string::npos ? "/" : url.substr(path_start);
-  if (p.path.front() != '/') p.path = "/" + p.path;
-  if (const size_t hash = p.path.find('#'); hash != std::string::npos) p.path.resize(hash);
-  if (authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string::npos) return std::nullopt;
-    p.host = authority.substr(1, close - 1);
-  } else {
-    p.host = authority.substr(0, authority.find(':'));
-  }
-  if (p.host.empty()) return std::nullopt;
-  return p;
-}
-
-bool IsInternal(const sockaddr* addr) {
-  if (addr->sa_family == AF_INET) {
-    const uint32_t a = ntohl(reinterpret_cast<const sockaddr_in*>(addr)->sin_addr.s_addr);
-    auto in = [&](uint32_t net, int bits) {
-      return bits == 0 || (a >> (32 - bits)) == (net >> (32 - bits));
-    };
-    return in(0x00000000, 8) || in(0x0A000000, 8) || in(0x64400000, 10) || in(0x7F000000, 8) ||
-           in(0xA9FE0000, 16) || in(0xAC100000, 12) || in(0xC0A80000, 16) || in(0xC6120000, 15) ||
-           a >= 0xE0000000;
-  }
-  if (addr->sa_family == AF_INET6) {
-    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(&a)) {
-      sockaddr_in v4{};
-      v4.sin_family = AF_INET;
-      std::memcpy(&v4.sin_addr, &a.s6_addr[12], 4);
-      return IsInternal(reinterpret_cast<const sockaddr*>(&v4));
-    }
-    return IN6_IS_ADDR_LOOPBACK(&a) || IN6_IS_ADDR_UNSPECIFIED(&a) || IN6_IS_ADDR_LINKLOCAL(&a) ||
-           IN6_IS_ADDR_SITELOCAL(&a) || IN6_IS_ADDR_MULTICAST(&a) || (a.s6_addr[0] & 0xFE) == 0xFC;
-  }
-  return true;
-}
-
 }  // namespace
-
-std::string CallbackUrlProblem(const std::string& url, bool allow_http, bool allow_private) {
-  std::optional<ParsedUrl> p = ParseUrl(url);
-  if (!p) return "not an http(s) URL with a host";
-  if (!p->https && !allow_http) {
-    return "must be https (sendq allows http only with --allow-http-callbacks)";
-  }
-  if (allow_private) return "";
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(p->host.c_str(), nullptr, &hints, &found); rc != 0) {
-    return fmt::format("its host does not resolve ({})", gai_strerror(rc));
-  }
-  bool internal = false;
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) internal |= IsInternal(ai->ai_addr);
-  freeaddrinfo(found);
-  if (internal) {
-    return "its host resolves to a loopback or private address (sendq allows that only with "
-           "--allow-private-callbacks)";
-  }
-  return "";
-}
 
 std::string WebhookSecret(const std::string& key, const std::string& webhook_id) {
   return "whsec_" + HmacSha256Hex(key, "webhook:" + webhook_id);
@@ -166,10 +80,13 @@ void CallbackDeliverer::Loop() {
       seen = added_;
     }
     const TimeMs now = clock_->NowMs();
-    Result<std::vector<store::CallbackDelivery>> claimed =
-        store_->ClaimCallbacks(now, 1, options_.timeout + kLeaseBeyondTimeout);
+    Result<std::vector<store::CallbackDelivery>> claimed = Claim(now);
     if (claimed.ok() && !claimed->empty()) {
-      for (const store::CallbackDelivery& d : *claimed) Deliver(d);
+      for (const store::CallbackDelivery& d : *claimed) {
+        Deliver(d);
+        MutexLock guard(&mu_);
+        busy_urls_.erase(d.url);
+      }
       continue;
     }
     TimeMs until = now + kIdleWait;
@@ -184,14 +101,34 @@ void CallbackDeliverer::Loop() {
   }
 }
 
+Result<std::vector<store::CallbackDelivery>> CallbackDeliverer::Claim(TimeMs now) {
+  // One try at a time per endpoint, so a slow or dead one holds one thread, not all of them:
+  // the claims of the threads take turns, each leaving out the endpoints in flight.
+  MutexLock claiming(&claim_mu_);
+  std::vector<std::string> busy;
+  {
+    MutexLock guard(&mu_);
+    busy.assign(busy_urls_.begin(), busy_urls_.end());
+  }
+  Result<std::vector<store::CallbackDelivery>> claimed =
+      store_->ClaimCallbacks(now, 1, kLeaseTimeouts * options_.timeout + kLeaseMargin, busy);
+  if (claimed.ok()) {
+    MutexLock guard(&mu_);
+    for (const store::CallbackDelivery& d : *claimed) busy_urls_.insert(d.url);
+  }
+  return claimed;
+}
+
 void CallbackDeliverer::Deliver(const store::CallbackDelivery& d) {
   store::CallbackTry attempt;
   attempt.number = d.attempts + 1;
   attempt.started_at = clock_->NowMs();
   bool delivered = false;
-  std::string problem = CallbackUrlProblem(d.url, options_.allow_http, options_.allow_private);
+  std::string address;  // what the check resolved the host to: the delivery connects there
+  std::string problem = VetCallbackUrl(d.url, options_.allow_http, options_.allow_private,
+                                       /*resolve=*/!options_.allow_private, &address);
   Result<Message> message = store_->Get(d.producer, d.message_id);
-  std::optional<ParsedUrl> url = ParseUrl(d.url);
+  std::optional<CallbackUrl> url = ParseCallbackUrl(d.url);
   if (problem.empty() && !message.ok())
     problem = "reading the message: " + message.status().ToString();
   if (problem.empty() && url) {
@@ -201,6 +138,7 @@ void CallbackDeliverer::Deliver(const store::CallbackDelivery& d) {
                                             : ProducerCallbackSecret(options_.key, d.producer);
     httplib::Client client(url->origin);
     client.set_tcp_nodelay(true);
+    if (!address.empty()) client.set_hostname_addr_map({{url->host, address}});
     const DurationMs t = options_.timeout;
     client.set_connection_timeout(t / 1000, (t % 1000) * 1000);
     client.set_read_timeout(t / 1000, (t % 1000) * 1000);
@@ -233,7 +171,7 @@ void CallbackDeliverer::Deliver(const store::CallbackDelivery& d) {
       next = attempt.finished_at + delay;
     }
   }
-  if (Status st = store_->RecordCallback(d.outbox_id, attempt, delivered, next); !st.ok()) {
+  if (Status st = store_->RecordCallback(d, attempt, delivered, next); !st.ok()) {
     log::Error("callback_record_failed", {{"event_id", d.event_id}, {"error", st.ToString()}});
   }
   log::Info(delivered ? "callback_delivered" : "callback_failed",

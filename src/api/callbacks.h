@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,11 +39,6 @@ struct CallbackOptions {
   DurationMs give_up_after = 24 * 3'600'000LL;  // from the event
   DurationMs max_backoff = 3'600'000;
 };
-
-// Why `url` may not receive callbacks (empty when it may): not http(s), http without
-// `allow_http`, or a host that resolves to a loopback, private, link-local or otherwise
-// internal address without `allow_private`. Resolves the host (blocking).
-std::string CallbackUrlProblem(const std::string& url, bool allow_http, bool allow_private);
 
 // "whsec_..." for a registered endpoint, and for a producer's own callback_urls.
 std::string WebhookSecret(const std::string& key, const std::string& webhook_id);
@@ -66,6 +62,8 @@ class CallbackDeliverer {
 
  private:
   void Loop();
+  // Leases a due delivery to an endpoint no other thread is trying, and marks it busy.
+  Result<std::vector<store::CallbackDelivery>> Claim(TimeMs now);
   // One try of `d`; records it.
   void Deliver(const store::CallbackDelivery& d);
 
@@ -74,10 +72,12 @@ class CallbackDeliverer {
   const CallbackOptions options_;
   std::unique_ptr<store::Subscription> subscription_;
 
+  Mutex claim_mu_;  // the threads' claims take turns (never held with mu_ around a store call)
   Mutex mu_;
   std::condition_variable cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
-  uint64_t added_ GUARDED_BY(mu_) = 0;  // bumped when the store tells of new events
+  uint64_t added_ GUARDED_BY(mu_) = 0;               // bumped when the store tells of new events
+  std::set<std::string> busy_urls_ GUARDED_BY(mu_);  // endpoints with a try in flight
   std::vector<std::thread> threads_;
 };
 

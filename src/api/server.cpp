@@ -11,6 +11,7 @@
 #include "api/records.h"
 #include "queue/phone.h"
 #include "queue/validation.h"
+#include "util/callback_url.h"
 #include "util/duration.h"
 #include "util/hmac.h"
 #include "util/log.h"
@@ -193,6 +194,14 @@ FieldError SuppressedError(Json loc) {
                     "value_error"};
 }
 
+// A reply to a sq_ id that is not one of the producer's messages.
+FieldError ParentMissingError(Json loc) {
+  return FieldError{std::move(loc),
+                    "Value error, names no message of this producer: a sq_ id must be one of "
+                    "yours",
+                    "value_error"};
+}
+
 Response SuppressedAnswer(Json loc) { return ValidationErrors({SuppressedError(std::move(loc))}); }
 
 Json SuppressionRecord(const store::Suppression& s) {
@@ -213,10 +222,7 @@ Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::st
   }
   if (result->suppressed) return SuppressedAnswer({"body", "to_number"});
   if (result->parent_missing) {
-    return ValidationErrors(
-        {FieldError{{"body", "reply_to_message_id"},
-                    "Value error, names no message of this producer: a sq_ id must be one of yours",
-                    "value_error"}});
+    return ValidationErrors({ParentMissingError({"body", "reply_to_message_id"})});
   }
   const Message& m = result->message;
   if (result->replayed) {
@@ -680,9 +686,10 @@ Response ApiServer::HandleWebhooks(const Request& req) {
     errors.push_back(FieldError{{"body", "url"}, "Field required: a string", "missing"});
   } else {
     url = it->get<std::string>();
-    std::string problem = url.size() > 2048 ? "at most 2048 characters"
-                                            : CallbackUrlProblem(url, options_.callbacks.allow_http,
-                                                                 options_.callbacks.allow_private);
+    std::string problem = url.size() > 2048
+                              ? "at most 2048 characters"
+                              : VetCallbackUrl(url, options_.callbacks.allow_http,
+                                               options_.callbacks.allow_private, /*resolve=*/true);
     if (!problem.empty()) {
       errors.push_back(FieldError{{"body", "url"}, "Value error, " + problem, "value_error"});
     }
@@ -813,6 +820,11 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
       entry["status"] = 422;
       entry["detail"] =
           ValidationErrorBody({SuppressedError({"body", "messages", i, "to_number"})})["detail"];
+    } else if (r->parent_missing) {
+      ++rejected;
+      entry["status"] = 422;
+      entry["detail"] = ValidationErrorBody(
+          {ParentMissingError({"body", "messages", i, "reply_to_message_id"})})["detail"];
     } else if (r->replayed) {
       ++replayed;
       entry["status"] = 200;

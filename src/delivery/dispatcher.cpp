@@ -383,7 +383,7 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
   std::optional<std::string> parent_provider_id;
   if (m.parent_id) {
     Result<Message> parent = store_->Get(m.producer, *m.parent_id);
-    if (!parent.ok() || (!IsTerminal(parent->status) && parent->status != MessageStatus::kHeld)) {
+    if (!parent.ok() || !IsTerminal(parent->status)) {
       // Its lane keeps it behind the parent, so this is rare (a store error, a race with a
       // retry by hand): look again shortly, uncharged.
       return WithoutSending(std::move(job), AttemptOutcome::kRetryable, MessageStatus::kQueued,
@@ -497,7 +497,11 @@ Dispatcher::Recording Dispatcher::LookUp(UpstreamClient& client, Job job) {
   r.new_status = decision.new_status;
   r.next_attempt_at = decision.next_attempt_at;
   r.last_error = decision.last_error;
-  if (decision.look_up) r.unknown_since = m.unknown_since;
+  // Kept while it is still to be looked up, and in case the store finds the listed send taken
+  // by another message when it records this one (it then looks again); cleared once sent.
+  if (decision.look_up || decision.new_status == MessageStatus::kSent) {
+    r.unknown_since = m.unknown_since;
+  }
   if (decision.new_status == MessageStatus::kSent) {
     r.response = ParseSendResponse(lookup.listed);
     r.response.provider_message_id = lookup.provider_message_id;

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "queue/send_window.h"
+#include "util/callback_url.h"
 
 namespace sendq::delivery {
 namespace {
@@ -69,14 +70,15 @@ store::NewMessage Intake::Prepare(const std::string& producer,
     nm.window_zones = std::move(zones);
   }
   if (given.callback_url) {
-    if (given.callback_url->starts_with("http://") && !policy_.allow_http_callbacks) {
+    // Without resolving the host (this may run on the event loop): a name is vetted again,
+    // resolved, before each delivery.
+    const std::string problem = VetCallbackUrl(*given.callback_url, policy_.allow_http_callbacks,
+                                               policy_.allow_private_callbacks, /*resolve=*/false);
+    if (!problem.empty()) {
       nlohmann::json loc = loc_prefix;
       loc.push_back("sendq");
       loc.push_back("callback_url");
-      errors->push_back(FieldError{loc,
-                                   "Value error, callback_url must be https (sendq allows http "
-                                   "only with --allow-http-callbacks)",
-                                   "value_error"});
+      errors->push_back(FieldError{loc, "Value error, callback_url " + problem, "value_error"});
       return nm;
     }
     nm.callback_url = given.callback_url;

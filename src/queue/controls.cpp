@@ -4,31 +4,13 @@
 
 #include <algorithm>
 
+#include "util/callback_url.h"
 #include "util/duration.h"
 #include "util/time_format.h"
 
 namespace sendq {
 
-bool IsCallbackUrl(const std::string& url) {
-  size_t rest = 0;
-  if (url.starts_with("https://")) {
-    rest = 8;
-  } else if (url.starts_with("http://")) {
-    rest = 7;
-  } else {
-    return false;
-  }
-  const size_t host_end = url.find_first_of("/?#", rest);
-  const std::string authority =
-      url.substr(rest, host_end == std::string::npos ? std::string::npos : host_end - rest);
-  if (authority.empty() || authority.front() == ':' || authority.find('@') != std::string::npos) {
-    return false;
-  }
-  for (unsigned char c : url) {
-    if (c <= 0x20 || c == 0x7f) return false;
-  }
-  return true;
-}
+bool IsCallbackUrl(const std::string& url) { return ParseCallbackUrl(url).has_value(); }
 
 namespace {
 

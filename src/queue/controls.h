@@ -78,8 +78,9 @@ struct ControlDefaults {
   // --default-ordering: a message without an ordering_key is in its conversation's lane
   // (true) or in none (false).
   bool order_conversations = true;
-  // --allow-http-callbacks: a callback_url may be http (else https only).
+  // --allow-http-callbacks, --allow-private-callbacks: what a callback_url may be.
   bool allow_http_callbacks = false;
+  bool allow_private_callbacks = false;
 };
 
 // What the store keeps for a message.

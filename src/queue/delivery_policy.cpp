@@ -178,7 +178,10 @@ AttemptDecision DecideAfterLookup(const DeliveryPolicy& policy, const Message& m
   if (now >= message.expires_at) {
     d.new_status = MessageStatus::kFailed;
     d.error = detail + "; expired: its validity (expires_at) ran out";
-    d.last_error = "outcome unknown: " + d.error;
+    d.last_error =
+        "expired: its validity (expires_at) ran out after a send whose outcome stayed "
+        "unknown: " +
+        detail;
     return d;
   }
   d.new_status = MessageStatus::kQueued;

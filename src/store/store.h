@@ -169,7 +169,8 @@ struct CallbackDelivery {
   std::string event;
   std::string message_id;
   TimeMs created_at = 0;
-  int attempts = 0;  // tries before this one
+  int attempts = 0;        // tries before this one
+  TimeMs lease_until = 0;  // the claim's lease: a try is recorded only while it holds
 };
 
 struct CallbackTry {
@@ -312,12 +313,14 @@ class Store {
   // The latest `limit` deliveries to the endpoint, newest first, with their tries.
   virtual Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(
       const std::string& producer, const std::string& webhook_id, int limit) = 0;
-  // Leases up to `limit` deliveries that are due (lease_until = now + lease).
-  virtual Result<std::vector<CallbackDelivery>> ClaimCallbacks(TimeMs now, int limit,
-                                                               DurationMs lease) = 0;
-  // Records a try: delivered, or due again at `next_attempt_at`, or (neither) given up.
-  virtual Status RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
-                                std::optional<TimeMs> next_attempt_at) = 0;
+  // Leases up to `limit` deliveries that are due (lease_until = now + lease), leaving out those
+  // to the URLs in `busy`.
+  virtual Result<std::vector<CallbackDelivery>> ClaimCallbacks(
+      TimeMs now, int limit, DurationMs lease, const std::vector<std::string>& busy) = 0;
+  // Records a try of the claimed `delivery`: delivered, or due again at `next_attempt_at`, or
+  // (neither) given up. Nothing is recorded if its lease ran out and it was claimed again.
+  virtual Status RecordCallback(const CallbackDelivery& delivery, const CallbackTry& attempt,
+                                bool delivered, std::optional<TimeMs> next_attempt_at) = 0;
   // The soonest due (or lease end) among pending deliveries.
   virtual Result<std::optional<TimeMs>> NextCallbackAt() = 0;
 

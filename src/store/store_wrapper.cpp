@@ -74,13 +74,13 @@ Result<std::vector<CallbackDeliveryRecord>> StoreWrapper::ListCallbackDeliveries
     const std::string& producer, const std::string& webhook_id, int limit) {
   return inner_->ListCallbackDeliveries(producer, webhook_id, limit);
 }
-Result<std::vector<CallbackDelivery>> StoreWrapper::ClaimCallbacks(TimeMs now, int limit,
-                                                                   DurationMs lease) {
-  return inner_->ClaimCallbacks(now, limit, lease);
+Result<std::vector<CallbackDelivery>> StoreWrapper::ClaimCallbacks(
+    TimeMs now, int limit, DurationMs lease, const std::vector<std::string>& busy) {
+  return inner_->ClaimCallbacks(now, limit, lease, busy);
 }
-Status StoreWrapper::RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
-                                    std::optional<TimeMs> next_attempt_at) {
-  return inner_->RecordCallback(outbox_id, attempt, delivered, next_attempt_at);
+Status StoreWrapper::RecordCallback(const CallbackDelivery& delivery, const CallbackTry& attempt,
+                                    bool delivered, std::optional<TimeMs> next_attempt_at) {
+  return inner_->RecordCallback(delivery, attempt, delivered, next_attempt_at);
 }
 Result<std::optional<TimeMs>> StoreWrapper::NextCallbackAt() { return inner_->NextCallbackAt(); }
 Result<Suppression> StoreWrapper::Suppress(const Suppression& suppression) {

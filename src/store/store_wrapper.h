@@ -53,10 +53,10 @@ class StoreWrapper : public Store {
   Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(const std::string& producer,
                                                                      const std::string& webhook_id,
                                                                      int limit) override;
-  Result<std::vector<CallbackDelivery>> ClaimCallbacks(TimeMs now, int limit,
-                                                       DurationMs lease) override;
-  Status RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
-                        std::optional<TimeMs> next_attempt_at) override;
+  Result<std::vector<CallbackDelivery>> ClaimCallbacks(
+      TimeMs now, int limit, DurationMs lease, const std::vector<std::string>& busy) override;
+  Status RecordCallback(const CallbackDelivery& delivery, const CallbackTry& attempt,
+                        bool delivered, std::optional<TimeMs> next_attempt_at) override;
   Result<std::optional<TimeMs>> NextCallbackAt() override;
   Result<Suppression> Suppress(const Suppression& suppression) override;
   Result<bool> Unsuppress(const std::string& producer, const std::string& number) override;

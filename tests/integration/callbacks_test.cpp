@@ -109,8 +109,15 @@ TEST_CASE("callbacks: a registered endpoint gets signed events, retried until it
   CHECK(record.at("id") == id);
   CHECK(record.at("status") == "sent");
 
-  HttpResult deliveries = s.sendq->Get("/v1/webhooks/" + webhook + "/deliveries");
-  REQUIRE(deliveries.status == 200);
+  // The receiver has answered; sendq records the try right after. Asks until it has (bounded).
+  HttpResult deliveries;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    deliveries = s.sendq->Get("/v1/webhooks/" + webhook + "/deliveries");
+    REQUIRE(deliveries.status == 200);
+  } while (deliveries.json.at("data").size() == 1 &&
+           deliveries.json["data"][0].at("state") != "delivered" &&
+           std::chrono::steady_clock::now() < deadline);
   REQUIRE(deliveries.json.at("data").size() == 1);
   const nlohmann::json& d = deliveries.json["data"][0];
   CHECK(d.at("state") == "delivered");
@@ -157,6 +164,11 @@ TEST_CASE("callbacks: http and private endpoints are refused unless allowed") {
   CHECK(message.status == 422);
   CHECK(message.json.at("detail")[0].at("loc") ==
         nlohmann::json({"body", "sendq", "callback_url"}));
+  request["sendq"] = {{"callback_url", "https://127.0.0.1:9/hook"}};
+  HttpResult internal = s.sendq->Post("/v1/messages", request);
+  CHECK(internal.status == 422);
+  CHECK(internal.json.at("detail")[0].at("msg").get<std::string>().find("private") !=
+        std::string::npos);
 }
 
 TEST_CASE("callbacks: events are not lost when sendq is killed before delivering them") {

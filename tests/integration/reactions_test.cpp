@@ -123,6 +123,31 @@ TEST_CASE("replies: reply_to_message_id may name a sq_ message, sent with its ms
   HttpResult unknown = s.sendq->Post("/v1/messages", reply);
   CHECK(unknown.status == 422);
   CHECK(unknown.json.at("detail")[0].at("loc") == nlohmann::json({"body", "reply_to_message_id"}));
+  // In a batch too: that item is refused, nothing stored for it.
+  HttpResult batch = s.sendq->Post("/v1/messages/batch", {{"messages", {reply}}});
+  REQUIRE(batch.status == 200);
+  CHECK(batch.json.at("accepted") == 0);
+  CHECK(batch.json.at("results")[0].at("status") == 422);
+  CHECK(batch.json.at("results")[0].at("detail")[0].at("loc") ==
+        nlohmann::json({"body", "messages", 0, "reply_to_message_id"}));
+}
+
+TEST_CASE("reactions: a reaction to a message a guard held waits until it is released") {
+  Scenario s(Flags{}, {"--duplicate-cap", "1"});
+  CHECK(WaitFinal(*s.sendq, Enqueue(*s.sendq)).at("status") == "sent");
+  HttpResult held = s.sendq->Post("/v1/messages", ExampleRequest());
+  REQUIRE(held.json.at("status") == "held");
+  const std::string parent = held.json.at("id");
+  HttpResult reaction =
+      s.sendq->Post("/v1/messages/" + parent + "/reactions", {{"reaction", "like"}});
+  REQUIRE(reaction.status == 202);
+  CHECK(
+      s.sendq->Get("/v1/messages/" + reaction.json.at("id").get<std::string>()).json.at("status") ==
+      "queued");
+  REQUIRE(s.sendq->Post("/v1/messages/" + parent + "/release", nlohmann::json{}).status == 200);
+  const std::string msg_id = WaitFinal(*s.sendq, parent).at("provider_message_id");
+  CHECK(WaitFinal(*s.sendq, reaction.json.at("id")).at("status") == "sent");
+  CHECK(FakeReactions(*s.upstream).at("reactions")[0].at("message_id") == msg_id);
 }
 
 }  // namespace

@@ -182,6 +182,16 @@ TEST_CASE("delivery policy: a found send is sent; what is not found follows --on
   }
 }
 
+TEST_CASE("delivery policy: a look-up after the validity ended fails it as expired") {
+  Message m = Queued();
+  m.unknown_since = kNow - 5'000;
+  m.expires_at = kNow - 1;
+  AttemptDecision d =
+      DecideAfterLookup(Policy(), m, Verdict(LookupResult::Verdict::kNotFound), kNow);
+  CHECK(d.new_status == MessageStatus::kFailed);
+  CHECK(d.last_error->rfind("expired", 0) == 0);  // what raises message.expired
+}
+
 TEST_CASE("delivery policy: a failed look-up is tried again, uncharged, then given up") {
   Message m = Queued();
   m.unknown_since = kNow - 60'000;

@@ -173,6 +173,23 @@ TEST_CASE_TEMPLATE("lease: a message to look up does not expire, and a result cl
   auto attempts = f.store().ListAttempts("alice", m.id);
   CHECK((*attempts)[1].outcome == AttemptOutcome::kReconciled);
   CHECK((*attempts)[1].response_body == R"({"id":"msg_listed"})");
+
+  // Another look-up that found the same listed send (it read before this commit) is not
+  // settled with it: that message is looked up again, still unknown since its own attempt.
+  Message other = f.Enqueue();
+  auto claimed_other = f.store().Claim(f.ClaimAt());
+  REQUIRE(claimed_other->size() == 1);
+  store::AttemptResult same = found;
+  same.message_id = other.id;
+  same.version = claimed_other->front().message.version;
+  same.attempt_number = claimed_other->front().attempt_number;
+  same.unknown_since = f.clock().NowMs() - 1000;
+  REQUIRE(*f.store().Complete(same));
+  auto again = f.store().Get("alice", other.id);
+  CHECK(again->status == MessageStatus::kQueued);
+  CHECK(again->unknown_since == same.unknown_since);
+  CHECK_FALSE(again->provider_message_id.has_value());
+  CHECK((*f.store().ListAttempts("alice", other.id)).back().outcome == AttemptOutcome::kLookup);
 }
 
 TEST_CASE_TEMPLATE("lease: reopening the database voids leases left by a stopped process", Backend,

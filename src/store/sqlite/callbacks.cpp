@@ -2,6 +2,8 @@
 // changes that raise them.
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include "store/sqlite/operations.h"
 #include "store/sqlite/sql.h"
 #include "util/hmac.h"
@@ -153,7 +155,8 @@ Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(Db& db,
     CallbackDeliveryRecord r;
     r.delivery = CallbackDelivery{s.Int(0),  s.Text(1), s.OptText(2),
                                   s.Text(3), s.Text(4), s.Text(5),
-                                  s.Text(6), s.Int(7),  static_cast<int>(s.Int(8))};
+                                  s.Text(6), s.Int(7),  static_cast<int>(s.Int(8)),
+                                  0};
     static constexpr const char* kStates[] = {"pending", "delivered", "failed"};
     r.state = kStates[std::clamp<int64_t>(s.Int(9), 0, 2)];
     if (s.Int(9) == 0) r.next_attempt_at = s.Int(10);
@@ -182,14 +185,19 @@ Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(Db& db,
 }
 
 Result<std::vector<CallbackDelivery>> ClaimCallbacks(Db& db, TimeMs now, int limit,
-                                                     DurationMs lease) {
+                                                     DurationMs lease,
+                                                     const std::vector<std::string>& busy) {
   Result<Stmt*> stmt = db.Prepare(
       "UPDATE outbox SET lease_until = ?2, next_attempt_at = ?2 WHERE id IN (SELECT id FROM "
-      "outbox INDEXED BY outbox_due WHERE state = 0 AND next_attempt_at <= ?1 "
-      "ORDER BY next_attempt_at LIMIT ?3) RETURNING id, event_id, webhook_id, producer, url, "
-      "event, message_id, created_at, attempts");
+      "outbox INDEXED BY outbox_due WHERE state = 0 AND next_attempt_at <= ?1 AND url NOT IN "
+      "(SELECT value FROM json_each(?4)) ORDER BY next_attempt_at LIMIT ?3) RETURNING id, "
+      "event_id, webhook_id, producer, url, event, message_id, created_at, attempts");
   if (!stmt.ok()) return stmt.status();
-  (*stmt)->Bind(1, now).Bind(2, now + lease).Bind(3, static_cast<int64_t>(limit));
+  (*stmt)
+      ->Bind(1, now)
+      .Bind(2, now + lease)
+      .Bind(3, static_cast<int64_t>(limit))
+      .Bind(4, nlohmann::json(busy).dump());
   std::vector<CallbackDelivery> out;
   for (;;) {
     Result<bool> row = (*stmt)->Step();
@@ -197,39 +205,43 @@ Result<std::vector<CallbackDelivery>> ClaimCallbacks(Db& db, TimeMs now, int lim
     if (!*row) break;
     const Stmt& s = **stmt;
     out.push_back(CallbackDelivery{s.Int(0), s.Text(1), s.OptText(2), s.Text(3), s.Text(4),
-                                   s.Text(5), s.Text(6), s.Int(7), static_cast<int>(s.Int(8))});
+                                   s.Text(5), s.Text(6), s.Int(7), static_cast<int>(s.Int(8)),
+                                   now + lease});
   }
   return out;
 }
 
-Status RecordCallback(Db& db, int64_t outbox_id, const CallbackTry& t, bool delivered,
+Status RecordCallback(Db& db, const CallbackDelivery& d, const CallbackTry& t, bool delivered,
                       std::optional<TimeMs> next_attempt_at) {
+  const int64_t state = delivered ? 1 : (next_attempt_at ? 0 : 2);
+  // Fenced by the lease: a try that outlived it (and was claimed again) records nothing.
+  Result<Stmt*> update = db.Prepare(
+      "UPDATE outbox SET attempts = ?2, state = ?3, next_attempt_at = ?4, lease_until = NULL, "
+      "last_error = ?5 WHERE id = ?1 AND state = 0 AND lease_until = ?6");
+  if (!update.ok()) return update.status();
+  (*update)
+      ->Bind(1, d.outbox_id)
+      .Bind(2, static_cast<int64_t>(t.number))
+      .Bind(3, state)
+      .Bind(4, next_attempt_at.value_or(t.finished_at))
+      .Bind(5, delivered ? std::optional<std::string>() : t.error)
+      .Bind(6, d.lease_until);
+  if (Status st = (*update)->Run(); !st.ok()) return st;
+  if (db.RowsChanged() == 0) return Status::Ok();
   Result<Stmt*> attempt = db.Prepare(
-      "INSERT OR REPLACE INTO callback_attempts (outbox_id, number, started_at, finished_at, "
-      "http_status, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT INTO callback_attempts (outbox_id, number, started_at, finished_at, http_status, "
+      "error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   if (!attempt.ok()) return attempt.status();
   std::optional<int64_t> status;
   if (t.http_status) status = *t.http_status;
   (*attempt)
-      ->Bind(1, outbox_id)
+      ->Bind(1, d.outbox_id)
       .Bind(2, static_cast<int64_t>(t.number))
       .Bind(3, t.started_at)
       .Bind(4, t.finished_at)
       .Bind(5, status)
       .Bind(6, t.error);
-  if (Status st = (*attempt)->Run(); !st.ok()) return st;
-  const int64_t state = delivered ? 1 : (next_attempt_at ? 0 : 2);
-  Result<Stmt*> update = db.Prepare(
-      "UPDATE outbox SET attempts = ?2, state = ?3, next_attempt_at = ?4, lease_until = NULL, "
-      "last_error = ?5 WHERE id = ?1 AND state = 0");
-  if (!update.ok()) return update.status();
-  (*update)
-      ->Bind(1, outbox_id)
-      .Bind(2, static_cast<int64_t>(t.number))
-      .Bind(3, state)
-      .Bind(4, next_attempt_at.value_or(t.finished_at))
-      .Bind(5, delivered ? std::optional<std::string>() : t.error);
-  return (*update)->Run();
+  return (*attempt)->Run();
 }
 
 Result<std::optional<TimeMs>> NextCallbackAt(Db& db) {

@@ -24,7 +24,27 @@ std::vector<const char*> EventsOf(const AttemptResult& r) {
 
 }  // namespace
 
-Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::string>* released) {
+Result<bool> RecordResult(Db& db, const AttemptResult& result, std::vector<std::string>* released) {
+  // A look-up read which listed sends other messages hold before this transaction: another
+  // look-up may have settled with the same one since. Then this message is looked up again.
+  AttemptResult retaken;
+  if (result.outcome == AttemptOutcome::kReconciled && result.response.provider_message_id) {
+    Result<std::optional<std::string>> holder =
+        FindByProviderId(db, *result.response.provider_message_id, result.message_id);
+    if (!holder.ok()) return holder.status();
+    if (*holder) {
+      retaken = result;
+      retaken.outcome = AttemptOutcome::kLookup;
+      retaken.new_status = MessageStatus::kQueued;
+      retaken.next_attempt_at = result.finished_at + 1000;
+      retaken.error = "the listed send " + *result.response.provider_message_id +
+                      " was settled for " + **holder + " meanwhile; looking again";
+      retaken.last_error = "outcome unknown; " + *retaken.error;
+      retaken.response = SendResponseFields{};
+      retaken.upstream_response.reset();
+    }
+  }
+  const AttemptResult& r = retaken.message_id.empty() ? result : retaken;
   static const std::string update_sql =
       Sql("UPDATE messages SET status = ?3, attempts = attempts + ?4, version = version + 1, "
           "updated_at = ?5, next_attempt_at = ?6, lease_until = NULL, last_error = ?7, "
@@ -33,7 +53,8 @@ Result<bool> RecordResult(Db& db, const AttemptResult& r, std::vector<std::strin
           "channel = coalesce(?9, channel), from_number = coalesce(?10, from_number), "
           "sent_to_number = coalesce(?11, sent_to_number), "
           "conversation_id = coalesce(?12, conversation_id), "
-          "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), unknown_since = ?14 "
+          "reply_parent_unresolved = coalesce(?13, reply_parent_unresolved), "
+          "unknown_since = CASE WHEN ?3 = {sent} THEN NULL ELSE ?14 END "
           "WHERE id = ?1 AND version = ?2 AND status = {sending} RETURNING producer, ordering_key, "
           "callback_url");
   Result<Stmt*> update = db.Prepare(update_sql.c_str());

@@ -142,7 +142,8 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
       refused.parent_missing = true;
       return refused;
     }
-    if ((*parent)->ordering_key) {
+    // A parent held by a runaway guard is outside its lane until it is released.
+    if ((*parent)->ordering_key && (*parent)->status != MessageStatus::kHeld) {
       ordering_key = (*parent)->ordering_key;
     } else {
       ordering_key = AfterLane(*nm.parent_id);

@@ -47,7 +47,10 @@ std::string AfterLane(const std::string& parent_id) { return "after:" + parent_i
 Status ReleaseAfterFinal(Db& db, const std::string& producer, const std::string& id,
                          const std::optional<std::string>& key,
                          std::vector<std::string>* released) {
-  if (key) return ReleaseLane(db, producer, key, released);
+  if (key) {
+    if (Status st = ReleaseLane(db, producer, key, released); !st.ok()) return st;
+  }
+  // Reactions and replies to it that could not join its lane (it had none, or was held).
   return ReleaseLane(db, producer, AfterLane(id), released);
 }
 

@@ -60,9 +60,9 @@ Result<LanePlace> LaneTail(Db& db, const std::string& producer, const std::strin
 // id goes there and noting it is the caller's.
 Status ReleaseLane(Db& db, const std::string& producer, const std::optional<std::string>& key,
                    std::vector<std::string>* released = nullptr);
-// Message `id` (of lane `key`) became final: releases what waits for it. That is the next of its
-// lane, or, for a message without a lane, the first reaction or reply waiting for it (the lane
-// "after:<id>").
+// Message `id` (of lane `key`) became final: releases what waits for it: the next of its lane,
+// and the first reaction or reply waiting in the lane "after:<id>" (for a message that had no
+// lane, or was held when they came).
 Status ReleaseAfterFinal(Db& db, const std::string& producer, const std::string& id,
                          const std::optional<std::string>& key,
                          std::vector<std::string>* released = nullptr);
@@ -102,9 +102,10 @@ Result<std::vector<CallbackDeliveryRecord>> ListCallbackDeliveries(Db& db,
                                                                    const std::string& webhook_id,
                                                                    int limit);
 Result<std::vector<CallbackDelivery>> ClaimCallbacks(Db& db, TimeMs now, int limit,
-                                                     DurationMs lease);
-Status RecordCallback(Db& db, int64_t outbox_id, const CallbackTry& attempt, bool delivered,
-                      std::optional<TimeMs> next_attempt_at);
+                                                     DurationMs lease,
+                                                     const std::vector<std::string>& busy);
+Status RecordCallback(Db& db, const CallbackDelivery& delivery, const CallbackTry& attempt,
+                      bool delivered, std::optional<TimeMs> next_attempt_at);
 Result<std::optional<TimeMs>> NextCallbackAt(Db& db);
 
 // --- enqueue.cpp ---------------------------------------------------------------------------

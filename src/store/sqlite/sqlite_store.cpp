@@ -316,16 +316,16 @@ class SqliteStore final : public Store {
     return store::ListCallbackDeliveries(**db, producer, webhook_id, limit);
   }
 
-  Result<std::vector<CallbackDelivery>> ClaimCallbacks(TimeMs now, int limit,
-                                                       DurationMs lease) override {
+  Result<std::vector<CallbackDelivery>> ClaimCallbacks(
+      TimeMs now, int limit, DurationMs lease, const std::vector<std::string>& busy) override {
     return writer_.Call<std::vector<CallbackDelivery>>(
-        [&](Db& db) { return store::ClaimCallbacks(db, now, limit, lease); });
+        [&](Db& db) { return store::ClaimCallbacks(db, now, limit, lease, busy); });
   }
 
-  Status RecordCallback(int64_t outbox_id, const CallbackTry& attempt, bool delivered,
-                        std::optional<TimeMs> next_attempt_at) override {
+  Status RecordCallback(const CallbackDelivery& delivery, const CallbackTry& attempt,
+                        bool delivered, std::optional<TimeMs> next_attempt_at) override {
     return writer_.Run([&](Db& db) {
-      return store::RecordCallback(db, outbox_id, attempt, delivered, next_attempt_at);
+      return store::RecordCallback(db, delivery, attempt, delivered, next_attempt_at);
     });
   }
 

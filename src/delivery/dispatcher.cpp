@@ -358,21 +358,35 @@ bool Dispatcher::ObserveUpstream(const Job& job, const UpstreamResponse& respons
   return charged;
 }
 
+store::AttemptResult Dispatcher::ResultOf(const Job& job, const AttemptDecision& decision,
+                                          TimeMs finished, bool charged) {
+  store::AttemptResult r;
+  r.message_id = job.claim.message.id;
+  r.version = job.claim.message.version;
+  r.attempt_number = job.claim.attempt_number;
+  r.finished_at = finished;
+  r.outcome = decision.outcome;
+  if (!decision.error.empty()) r.error = decision.error;
+  r.charged = charged;
+  r.new_status = decision.new_status;
+  r.next_attempt_at = decision.next_attempt_at;
+  r.last_error = decision.last_error;
+  return r;
+}
+
 Dispatcher::Recording Dispatcher::WithoutSending(Job job, AttemptOutcome outcome,
                                                  MessageStatus new_status, std::string error) {
   const Message& m = job.claim.message;
   if (job.is_probe) circuit_->Release(true);
   metrics_->CountAttempt(outcome);
-  store::AttemptResult r;
-  r.message_id = m.id;
-  r.version = m.version;
-  r.attempt_number = job.claim.attempt_number;
-  r.finished_at = clock_->NowMs();
-  r.outcome = outcome;
-  r.error = error;
-  r.new_status = new_status;
-  r.next_attempt_at = r.finished_at + kParentWait;
-  r.last_error = std::move(error);
+  AttemptDecision decision;
+  decision.outcome = outcome;
+  decision.new_status = new_status;
+  decision.error = error;
+  decision.last_error = std::move(error);
+  const TimeMs now = clock_->NowMs();
+  decision.next_attempt_at = now + kParentWait;
+  store::AttemptResult r = ResultOf(job, decision, now, /*charged=*/false);
   return Recording{std::move(job), std::move(r), 0, {}};
 }
 
@@ -426,21 +440,11 @@ Dispatcher::Recording Dispatcher::Attempt(UpstreamClient& client, Job job, std::
   }
   metrics_->CountAttempt(decision.outcome);
 
-  store::AttemptResult r;
-  r.message_id = m.id;
-  r.version = m.version;
-  r.attempt_number = job.claim.attempt_number;
-  r.finished_at = finished;
-  r.outcome = decision.outcome;
+  store::AttemptResult r = ResultOf(job, decision, finished, charged);
   if (response.transport == UpstreamResponse::Transport::kResponded) {
     r.http_status = response.http_status;
     r.response_body = TruncateStoredResponse(response.body);
   }
-  if (!decision.error.empty()) r.error = decision.error;
-  r.charged = charged;
-  r.new_status = decision.new_status;
-  r.next_attempt_at = decision.next_attempt_at;
-  r.last_error = decision.last_error;
   if (decision.look_up) r.unknown_since = started;
   if (decision.new_status == MessageStatus::kSent) {
     r.response = ParseSendResponse(response.body);
@@ -483,20 +487,10 @@ Dispatcher::Recording Dispatcher::LookUp(UpstreamClient& client, Job job) {
                                 {"outcome", OutcomeName(decision.outcome)},
                                 {"status", StatusName(decision.new_status)}});
 
-  store::AttemptResult r;
-  r.message_id = m.id;
-  r.version = m.version;
-  r.attempt_number = job.claim.attempt_number;
-  r.finished_at = finished;
-  r.outcome = decision.outcome;
+  store::AttemptResult r = ResultOf(job, decision, finished, /*charged=*/false);
   if (asked && lookup.response.transport == UpstreamResponse::Transport::kResponded) {
     r.http_status = lookup.response.http_status;
   }
-  if (!decision.error.empty()) r.error = decision.error;
-  r.charged = false;
-  r.new_status = decision.new_status;
-  r.next_attempt_at = decision.next_attempt_at;
-  r.last_error = decision.last_error;
   // Kept while it is still to be looked up, and in case the store finds the listed send taken
   // by another message when it records this one (it then looks again); cleared once sent.
   if (decision.look_up || decision.new_status == MessageStatus::kSent) {

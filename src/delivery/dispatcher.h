@@ -124,6 +124,9 @@ class Dispatcher {
   // message whose last send's outcome is unknown is looked up instead (LookUp).
   Recording Attempt(UpstreamClient& client, Job job, std::mt19937_64& rng);
   Recording LookUp(UpstreamClient& client, Job job);
+  // The record of `job`'s attempt as `decision` has it (what the answer adds is the caller's).
+  static store::AttemptResult ResultOf(const Job& job, const AttemptDecision& decision,
+                                       TimeMs finished, bool charged);
   // A result reached without asking AgentPhone (a reaction whose message failed, ...); queued,
   // it is due again after kParentWait.
   Recording WithoutSending(Job job, AttemptOutcome outcome, MessageStatus new_status,

@@ -4,6 +4,7 @@
 
 #include "queue/phone.h"
 #include "util/hmac.h"
+#include "util/json_fields.h"
 #include "util/time_format.h"
 
 namespace sendq::api {
@@ -31,11 +32,6 @@ std::optional<TimeMs> ParseWebhookTime(const std::string& text) {
     return value >= 100'000'000'000LL ? value : value * 1000;
   }
   return ParseRfc3339(text);
-}
-
-std::string StringAt(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 InboundWebhook Refuse(int status, std::string error) {
@@ -81,19 +77,20 @@ InboundWebhook ReadInboundWebhook(const InboundWebhookOptions& options,
   w.id = id != nullptr && !id->empty() ? *id : "sig:" + expected;
   json payload = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!payload.is_object()) return Refuse(422, "the body is not a JSON object");
-  w.event = StringAt(payload, "event");
+  w.event = StringMember(payload, "event").value_or("");
   w.action = "ignore";
   const json data =
       payload.contains("data") && payload["data"].is_object() ? payload["data"] : json::object();
   if (w.event != "agent.message") return w;
-  const std::string keyword = OptOutKeyword(StringAt(data, "message"));
+  const std::string keyword = OptOutKeyword(StringMember(data, "message").value_or(""));
   if (keyword.empty()) return w;
-  const std::string from = StringAt(data, "from");
+  const std::string from = StringMember(data, "from").value_or("");
   std::optional<std::string> number = NormalisePhone(from, options.default_region);
   if (!number) return w;
   std::vector<std::string> producers;
   for (const std::string& owner_key :
-       {StringAt(data, "numberId"), StringAt(payload, "agentId"), StringAt(data, "agentId")}) {
+       {StringMember(data, "numberId").value_or(""), StringMember(payload, "agentId").value_or(""),
+        StringMember(data, "agentId").value_or("")}) {
     if (owner_key.empty()) continue;
     if (auto it = options.owners.find(owner_key); it != options.owners.end()) {
       producers = {it->second};
@@ -104,9 +101,9 @@ InboundWebhook ReadInboundWebhook(const InboundWebhookOptions& options,
   w.action = keyword == "stop" ? "suppress" : "lift";
   for (const std::string& producer : producers) {
     if (keyword == "stop") {
-      w.suppress.push_back(
-          store::Suppression{producer, *number, now, "inbound",
-                             "opted out by replying " + Upper(TrimAll(StringAt(data, "message")))});
+      w.suppress.push_back(store::Suppression{
+          producer, *number, now, "inbound",
+          "opted out by replying " + Upper(TrimAll(StringMember(data, "message").value_or("")))});
     } else {
       w.lift.emplace_back(producer, *number);
     }

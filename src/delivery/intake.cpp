@@ -4,17 +4,10 @@
 
 #include "queue/send_window.h"
 #include "util/callback_url.h"
+#include "util/json_fields.h"
 
 namespace sendq::delivery {
-namespace {
-
-std::optional<std::string> StringField(const nlohmann::json& request, const char* key) {
-  auto it = request.find(key);
-  if (it == request.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Intake::Intake(store::Store* store, Dispatcher* dispatcher, Metrics* metrics, IdGenerator* ids,
                ControlDefaults policy, RunawayGuards guards)
@@ -37,15 +30,15 @@ store::NewMessage Intake::Prepare(const std::string& producer,
   nm.producer = producer;
   nm.idempotency_key = idempotency_key;
   nm.request_json = validated.forwarded;
-  nm.agent_id = StringField(request, "agent_id");
-  nm.to_number = StringField(request, "to_number");
+  nm.agent_id = StringMember(request, "agent_id");
+  nm.to_number = StringMember(request, "to_number");
   // A reply to one of the producer's own messages waits for it, and is sent with its msg_ id.
-  if (auto parent = StringField(request, "reply_to_message_id"); parent && IsMessageId(*parent)) {
+  if (auto parent = StringMember(request, "reply_to_message_id"); parent && IsMessageId(*parent)) {
     nm.parent_id = parent;
   }
   if (guards_.enabled()) {
     nm.guards = guards_;
-    nm.body_hash = BodyHash(StringField(request, "body").value_or(""));
+    nm.body_hash = BodyHash(StringMember(request, "body").value_or(""));
   }
   const size_t errors_before = errors->size();
   const QueueControls given =

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "queue/phone.h"
+#include "util/json_fields.h"
 #include "util/percent.h"
 #include "util/time_format.h"
 
@@ -19,12 +20,6 @@ constexpr int kPageLimit = 200;  // AgentPhone's largest page
 // A number that sent more than this many messages since the attempt is not searched further.
 constexpr int kMaxPages = 50;
 constexpr int kMaxNumberPages = 20;  // of GET /v1/numbers, 100 numbers each
-
-std::optional<std::string> StringField(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
 
 // A failed request of the look-up: worth trying again later (kFailed), or a sign that it cannot
 // be looked up at all (kNoWay).
@@ -66,14 +61,14 @@ std::optional<MessagePage> ParseMessagePage(const std::string& body) {
   for (const json& item : *data) {
     if (!item.is_object()) continue;
     ListedMessage m;
-    m.id = StringField(item, "id").value_or("");
+    m.id = StringMember(item, "id").value_or("");
     if (m.id.empty()) continue;
-    m.direction = StringField(item, "direction").value_or("");
-    m.to = StringField(item, "to").value_or("");
-    m.from = StringField(item, "from_").value_or(StringField(item, "from").value_or(""));
-    m.body = StringField(item, "body");
-    m.channel = StringField(item, "channel");
-    if (auto at = StringField(item, "receivedAt")) m.received_at = ParseRfc3339(*at);
+    m.direction = StringMember(item, "direction").value_or("");
+    m.to = StringMember(item, "to").value_or("");
+    m.from = StringMember(item, "from_").value_or(StringMember(item, "from").value_or(""));
+    m.body = StringMember(item, "body");
+    m.channel = StringMember(item, "channel");
+    if (auto at = StringMember(item, "receivedAt")) m.received_at = ParseRfc3339(*at);
     m.raw = item.dump();
     page.items.push_back(std::move(m));
   }
@@ -86,9 +81,9 @@ std::string WhyNoLookup(const std::string& request_json) {
   if (auto r = request.find("recipients"); r != request.end() && !r->is_null()) {
     return "it starts a new group (recipients), which AgentPhone lists under a new grp_ id";
   }
-  std::optional<std::string> to = StringField(request, "to_number");
+  std::optional<std::string> to = StringMember(request, "to_number");
   if (!to || to->empty()) return "it has no to_number";
-  std::optional<std::string> body = StringField(request, "body");
+  std::optional<std::string> body = StringMember(request, "body");
   if (!body || body->find_first_not_of(" \t\r\n") == std::string::npos) {
     return "it has no text body (the list of sent messages shows no media)";
   }
@@ -158,13 +153,13 @@ LookupResult SendFinder::Find(UpstreamClient& client, const Message& message, Ti
 std::optional<std::vector<std::string>> SendFinder::NumberIds(UpstreamClient& client,
                                                               const json& request,
                                                               LookupResult* failure, bool* asked) {
-  if (auto id = StringField(request, "number_id"); id && !id->empty()) {
+  if (auto id = StringMember(request, "number_id"); id && !id->empty()) {
     return std::vector<std::string>{*id};
   }
-  if (auto from = StringField(request, "from_number"); from && !from->empty()) {
+  if (auto from = StringMember(request, "from_number"); from && !from->empty()) {
     return ResolveFromNumber(client, *from, failure, asked);
   }
-  if (auto agent = StringField(request, "agent_id"); agent && !agent->empty()) {
+  if (auto agent = StringMember(request, "agent_id"); agent && !agent->empty()) {
     return ResolveAgent(client, *agent, failure, asked);
   }
   failure->verdict = LookupResult::Verdict::kNoWay;
@@ -200,8 +195,8 @@ std::optional<std::vector<std::string>> SendFinder::ResolveFromNumber(UpstreamCl
     }
     for (const json& number : j["data"]) {
       if (!number.is_object()) continue;
-      std::optional<std::string> phone = StringField(number, "phoneNumber");
-      std::optional<std::string> id = StringField(number, "id");
+      std::optional<std::string> phone = StringMember(number, "phoneNumber");
+      std::optional<std::string> id = StringMember(number, "id");
       if (!phone || !id) continue;
       if (NormalisePhone(*phone, default_region_).value_or(*phone) == e164) {
         std::vector<std::string> ids{*id};
@@ -244,7 +239,7 @@ std::optional<std::vector<std::string>> SendFinder::ResolveAgent(UpstreamClient&
   std::vector<std::string> ids;
   for (const json& number : j["numbers"]) {
     if (!number.is_object()) continue;
-    if (auto id = StringField(number, "id")) ids.push_back(*id);
+    if (auto id = StringMember(number, "id")) ids.push_back(*id);
   }
   if (ids.empty()) {
     failure->verdict = LookupResult::Verdict::kNoWay;

@@ -6,6 +6,7 @@
 
 #include "util/callback_url.h"
 #include "util/duration.h"
+#include "util/json_fields.h"
 #include "util/time_format.h"
 
 namespace sendq {
@@ -139,12 +140,6 @@ bool SameGiven(const QueueControls& a, const QueueControls& b, const std::string
   return a.send_window == b.send_window;
 }
 
-std::optional<std::string> StringAt(const json& request, const char* name) {
-  auto it = request.find(name);
-  if (it == request.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
-
 }  // namespace
 
 json QueueControls::ToJson() const {
@@ -248,14 +243,14 @@ json EffectiveControls::ToJson() const {
 
 std::string SenderOf(const json& request) {
   for (const char* name : {"number_id", "from_number", "agent_id"}) {
-    if (std::optional<std::string> v = StringAt(request, name)) return *v;
+    if (std::optional<std::string> v = StringMember(request, name)) return *v;
   }
   return "";
 }
 
 std::string ConversationKey(const json& request) {
   std::string recipient;
-  if (std::optional<std::string> to = StringAt(request, "to_number")) {
+  if (std::optional<std::string> to = StringMember(request, "to_number")) {
     recipient = *to;
   } else if (auto it = request.find("recipients"); it != request.end() && it->is_array()) {
     std::vector<std::string> all;
@@ -270,7 +265,7 @@ std::string ConversationKey(const json& request) {
 
 std::vector<std::string> RecipientNumbers(const json& request) {
   std::vector<std::string> out;
-  if (std::optional<std::string> to = StringAt(request, "to_number")) {
+  if (std::optional<std::string> to = StringMember(request, "to_number")) {
     out.push_back(*to);
   } else if (auto it = request.find("recipients"); it != request.end() && it->is_array()) {
     for (const json& r : *it) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "util/json_fields.h"
+
 namespace sendq {
 namespace {
 
@@ -15,12 +17,6 @@ std::string DescribeFailure(const UpstreamResponse& r) {
                : "no response from AgentPhone (outcome unknown): " + r.transport_error;
   }
   return ParseUpstreamErrorMessage(r.http_status, r.body);
-}
-
-std::optional<std::string> OptString(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
 }
 
 }  // namespace
@@ -213,11 +209,11 @@ SendResponseFields ParseSendResponse(const std::string& body) {
   SendResponseFields f;
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return f;
-  f.provider_message_id = OptString(j, "id");
-  f.channel = OptString(j, "channel");
-  f.from_number = OptString(j, "from_number");
-  f.to_number = OptString(j, "to_number");
-  f.conversation_id = OptString(j, "conversation_id");
+  f.provider_message_id = StringMember(j, "id");
+  f.channel = StringMember(j, "channel");
+  f.from_number = StringMember(j, "from_number");
+  f.to_number = StringMember(j, "to_number");
+  f.conversation_id = StringMember(j, "conversation_id");
   if (auto it = j.find("reply_parent_unresolved"); it != j.end() && it->is_boolean()) {
     f.reply_parent_unresolved = it->get<bool>();
   }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "queue/validation.h"
+#include "util/json_fields.h"
 #include "util/log.h"
 #include "util/time_format.h"
 
@@ -113,23 +114,18 @@ std::optional<std::string> BearerToken(const httplib::Request& req) {
 
 json KeyOrNull(const std::string& key) { return key.empty() ? json(nullptr) : json(key); }
 
-std::string StringOr(const json& j, const char* key, const std::string& fallback) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
-
 // The number a send goes out from, as the fake's lists know it: the request's number_id, the
 // id of its from_number ("num_" and its digits), or its agent's number ("num_agent_<id>").
 std::string NumberIdOf(const json& request) {
-  if (std::string id = StringOr(request, "number_id", ""); !id.empty()) return id;
-  if (std::string from = StringOr(request, "from_number", ""); !from.empty()) {
+  if (std::string id = StringMember(request, "number_id").value_or(""); !id.empty()) return id;
+  if (std::string from = StringMember(request, "from_number").value_or(""); !from.empty()) {
     std::string digits;
     for (char c : from) {
       if (std::isdigit(static_cast<unsigned char>(c))) digits += c;
     }
     return "num_" + digits;
   }
-  return "num_agent_" + StringOr(request, "agent_id", "");
+  return "num_agent_" + StringMember(request, "agent_id").value_or("");
 }
 
 // Reads an integer query parameter. Absent: `fallback`. Malformed or negative: nullopt.

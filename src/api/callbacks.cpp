@@ -33,11 +33,6 @@ std::string ProducerCallbackSecret(const std::string& key, const std::string& pr
   return "whsec_" + HmacSha256Hex(key, "producer:" + producer);
 }
 
-std::string CallbackSignature(const std::string& secret, const std::string& timestamp,
-                              const std::string& body) {
-  return "sha256=" + HmacSha256Hex(secret, timestamp + "." + body);
-}
-
 CallbackDeliverer::CallbackDeliverer(store::Store* store, Clock* clock, CallbackOptions options)
     : store_(store), clock_(clock), options_(std::move(options)) {}
 
@@ -144,7 +139,7 @@ void CallbackDeliverer::Deliver(const store::CallbackDelivery& d) {
     client.set_read_timeout(t / 1000, (t % 1000) * 1000);
     client.set_write_timeout(t / 1000, (t % 1000) * 1000);
     httplib::Headers headers = {{"User-Agent", "sendq/1.0"},
-                                {"X-Sendq-Signature", CallbackSignature(secret, timestamp, body)},
+                                {"X-Sendq-Signature", WebhookSignature(secret, timestamp, body)},
                                 {"X-Sendq-Timestamp", timestamp},
                                 {"X-Sendq-Event-Id", d.event_id},
                                 {"X-Sendq-Event", d.event}};

@@ -44,10 +44,6 @@ struct CallbackOptions {
 std::string WebhookSecret(const std::string& key, const std::string& webhook_id);
 std::string ProducerCallbackSecret(const std::string& key, const std::string& producer);
 
-// The signature header's value for `body` sent at `timestamp` (Unix seconds, as text).
-std::string CallbackSignature(const std::string& secret, const std::string& timestamp,
-                              const std::string& body);
-
 class CallbackDeliverer {
  public:
   CallbackDeliverer(store::Store* store, Clock* clock, CallbackOptions options);

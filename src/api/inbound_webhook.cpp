@@ -67,7 +67,7 @@ InboundWebhook ReadInboundWebhook(const InboundWebhookOptions& options,
   if (!at || *at < now - kWebhookTolerance || *at > now + kWebhookTolerance) {
     return Refuse(401, "X-Webhook-Timestamp is missing, unreadable or more than 5 minutes away");
   }
-  const std::string expected = "sha256=" + HmacSha256Hex(options.secret, *timestamp + "." + body);
+  const std::string expected = WebhookSignature(options.secret, *timestamp, body);
   if (!ConstantTimeEquals(TrimAll(*signature), expected)) {
     return Refuse(401, "X-Webhook-Signature does not match the body");
   }

@@ -30,6 +30,14 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data) {
   return Hex(digest, length);
 }
 
+std::string WebhookSignature(std::string_view secret, std::string_view timestamp,
+                             std::string_view body) {
+  std::string signed_text;
+  signed_text.reserve(timestamp.size() + 1 + body.size());
+  signed_text.append(timestamp).append(".").append(body);
+  return "sha256=" + HmacSha256Hex(secret, signed_text);
+}
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   // The length is not secret enough to hide; the contents are.
   if (a.size() != b.size()) return false;

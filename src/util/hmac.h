@@ -12,6 +12,11 @@ namespace sendq {
 // The lower-case hex HMAC-SHA256 of `data` under `key`.
 std::string HmacSha256Hex(std::string_view key, std::string_view data);
 
+// A webhook signature as AgentPhone makes it (and sendq makes its own callbacks'):
+// "sha256=" and the hex HMAC-SHA256 of "{timestamp}.{body}" under `secret`.
+std::string WebhookSignature(std::string_view secret, std::string_view timestamp,
+                             std::string_view body);
+
 // Whether `a` equals `b`, in a time that depends on their length only.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

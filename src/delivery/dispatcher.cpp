@@ -371,12 +371,12 @@ store::AttemptResult Dispatcher::ResultOf(const Job& job, const AttemptDecision&
   r.new_status = decision.new_status;
   r.next_attempt_at = decision.next_attempt_at;
   r.last_error = decision.last_error;
+  r.expired = decision.expired;
   return r;
 }
 
 Dispatcher::Recording Dispatcher::WithoutSending(Job job, AttemptOutcome outcome,
                                                  MessageStatus new_status, std::string error) {
-  const Message& m = job.claim.message;
   if (job.is_probe) circuit_->Release(true);
   metrics_->CountAttempt(outcome);
   AttemptDecision decision;

@@ -100,6 +100,7 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
   d.next_attempt_at = now + delay;
   if (d.next_attempt_at >= message.expires_at) {
     d.new_status = MessageStatus::kFailed;
+    d.expired = true;
     d.last_error = fmt::format(
         "expired: its validity (expires_at) runs out before the next attempt; last: {}", d.error);
     return d;
@@ -173,6 +174,7 @@ AttemptDecision DecideAfterLookup(const DeliveryPolicy& policy, const Message& m
   }
   if (now >= message.expires_at) {
     d.new_status = MessageStatus::kFailed;
+    d.expired = true;
     d.error = detail + "; expired: its validity (expires_at) ran out";
     d.last_error =
         "expired: its validity (expires_at) ran out after a send whose outcome stayed "

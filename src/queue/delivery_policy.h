@@ -43,6 +43,7 @@ struct AttemptDecision {
   // Queued to be looked up at AgentPhone first: its outcome is unknown (unknown_since stays,
   // or is set to the attempt's start).
   bool look_up = false;
+  bool expired = false;  // failed because its validity (expires_at) ran out
 };
 
 // `message` is the message as claimed (its `attempts` does not count this attempt yet);

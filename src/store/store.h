@@ -103,6 +103,7 @@ struct AttemptResult {
   MessageStatus new_status = MessageStatus::kQueued;  // queued, sent or failed
   TimeMs next_attempt_at = 0;                         // when queued again
   std::optional<std::string> last_error;
+  bool expired = false;  // failed because its validity ran out (message.expired, not .failed)
   // When queued to be looked up at AgentPhone (its outcome is unknown): the start of the
   // attempt whose outcome that is. Unset, the message has nothing left to look up.
   std::optional<TimeMs> unknown_since;

@@ -87,6 +87,7 @@ TEST_CASE("delivery policy: a retry that would fall after the validity fails now
                               kNoLookup);
   CHECK(d.new_status == MessageStatus::kFailed);
   CHECK(d.last_error->find("expired") != std::string::npos);
+  CHECK(d.expired);
 }
 
 TEST_CASE("delivery policy: uncharged failures wait for the upstream, due at once") {
@@ -189,7 +190,8 @@ TEST_CASE("delivery policy: a look-up after the validity ended fails it as expir
   AttemptDecision d =
       DecideAfterLookup(Policy(), m, Verdict(LookupResult::Verdict::kNotFound), kNow);
   CHECK(d.new_status == MessageStatus::kFailed);
-  CHECK(d.last_error->rfind("expired", 0) == 0);  // what raises message.expired
+  CHECK(d.expired);  // what raises message.expired
+  CHECK(d.last_error->rfind("expired", 0) == 0);
 }
 
 TEST_CASE("delivery policy: a failed look-up is tried again, uncharged, then given up") {

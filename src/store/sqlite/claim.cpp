@@ -116,9 +116,7 @@ Result<std::vector<ClaimedMessage>> Claimer::Claim(Db& db, const ClaimOptions& o
 
 Result<EnqueueResult> Claimer::InsertAndClaim(Db& db, const NewMessage& nm, const ClaimOptions& o) {
   Result<EnqueueResult> stored = InsertOrReplay(db, nm);
-  if (!stored.ok() || stored->replayed || stored->suppressed || stored->parent_missing) {
-    return stored;
-  }
+  if (!stored.ok() || !stored->added()) return stored;
   const Message& m = stored->message;
   if (m.held || m.status != MessageStatus::kQueued) return stored;
   if (m.next_attempt_at <= o.now) {

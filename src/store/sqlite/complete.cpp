@@ -16,8 +16,7 @@ std::vector<const char*> EventsOf(const AttemptResult& r) {
   if (r.outcome == AttemptOutcome::kUnknown) events.push_back("message.unknown");
   if (r.new_status == MessageStatus::kSent) events.push_back("message.sent");
   if (r.new_status == MessageStatus::kFailed) {
-    const bool expired = r.last_error && r.last_error->starts_with("expired");
-    events.push_back(expired ? "message.expired" : "message.failed");
+    events.push_back(r.expired ? "message.expired" : "message.failed");
   }
   return events;
 }
@@ -27,24 +26,24 @@ std::vector<const char*> EventsOf(const AttemptResult& r) {
 Result<bool> RecordResult(Db& db, const AttemptResult& result, std::vector<std::string>* released) {
   // A look-up read which listed sends other messages hold before this transaction: another
   // look-up may have settled with the same one since. Then this message is looked up again.
-  AttemptResult retaken;
+  std::optional<AttemptResult> retaken;
   if (result.outcome == AttemptOutcome::kReconciled && result.response.provider_message_id) {
     Result<std::optional<std::string>> holder =
         FindByProviderId(db, *result.response.provider_message_id, result.message_id);
     if (!holder.ok()) return holder.status();
     if (*holder) {
       retaken = result;
-      retaken.outcome = AttemptOutcome::kLookup;
-      retaken.new_status = MessageStatus::kQueued;
-      retaken.next_attempt_at = result.finished_at + 1000;
-      retaken.error = "the listed send " + *result.response.provider_message_id +
-                      " was settled for " + **holder + " meanwhile; looking again";
-      retaken.last_error = "outcome unknown; " + *retaken.error;
-      retaken.response = SendResponseFields{};
-      retaken.upstream_response.reset();
+      retaken->outcome = AttemptOutcome::kLookup;
+      retaken->new_status = MessageStatus::kQueued;
+      retaken->next_attempt_at = result.finished_at + 1000;
+      retaken->error = "the listed send " + *result.response.provider_message_id +
+                       " was settled for " + **holder + " meanwhile; looking again";
+      retaken->last_error = "outcome unknown; " + *retaken->error;
+      retaken->response = SendResponseFields{};
+      retaken->upstream_response.reset();
     }
   }
-  const AttemptResult& r = retaken.message_id.empty() ? result : retaken;
+  const AttemptResult& r = retaken ? *retaken : result;
   static const std::string update_sql =
       Sql("UPDATE messages SET status = ?3, attempts = attempts + ?4, version = version + 1, "
           "updated_at = ?5, next_attempt_at = ?6, lease_until = NULL, last_error = ?7, "

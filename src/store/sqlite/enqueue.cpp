@@ -232,8 +232,8 @@ Result<EnqueueResult> InsertOrReplay(Db& db, const NewMessage& nm) {
 
 Result<EnqueueResult> Enqueue(Db& db, const NewMessage& message) {
   Result<EnqueueResult> stored = InsertOrReplay(db, message);
-  if (stored.ok() && !stored->replayed && !stored->suppressed && !stored->parent_missing &&
-      !stored->message.held && stored->message.status == MessageStatus::kQueued) {
+  if (stored.ok() && stored->added() && !stored->message.held &&
+      stored->message.status == MessageStatus::kQueued) {
     db.NoteWorkAdded();
   }
   return stored;

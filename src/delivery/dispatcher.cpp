@@ -497,13 +497,7 @@ Dispatcher::Recording Dispatcher::LookUp(UpstreamClient& client, Job job) {
     r.unknown_since = m.unknown_since;
   }
   if (decision.new_status == MessageStatus::kSent) {
-    r.response = ParseSendResponse(lookup.listed);
-    r.response.provider_message_id = lookup.provider_message_id;
-    if (auto item = ParseMessagePage("{\"data\": [" + lookup.listed + "]}");
-        item && !item->items.empty()) {
-      r.response.to_number = item->items.front().to;
-      if (!item->items.front().from.empty()) r.response.from_number = item->items.front().from;
-    }
+    r.response = lookup.found;
     r.upstream_response = lookup.listed;
   }
   return Recording{std::move(job), std::move(r), finished - started, {}};

@@ -143,8 +143,13 @@ LookupResult SendFinder::Find(UpstreamClient& client, const Message& message, Ti
         free.size(), where);
   } else {
     result.verdict = LookupResult::Verdict::kFound;
-    result.provider_message_id = free.front()->id;
-    result.listed = free.front()->raw;
+    const ListedMessage& listed = *free.front();
+    result.found.provider_message_id = listed.id;
+    result.found.channel = listed.channel;
+    result.found.to_number = listed.to;
+    if (!listed.from.empty()) result.found.from_number = listed.from;
+    result.found.readable = true;
+    result.listed = listed.raw;
     result.detail = fmt::format("{} on {}", free.front()->id, where);
   }
   return result;
@@ -255,21 +260,16 @@ bool SendFinder::Search(UpstreamClient& client, const std::string& number_id, Ti
                         const Target& target, std::map<std::string, ListedMessage>* matches,
                         LookupResult* failure, bool* asked) {
   const std::string what = "listing the number's messages (GET /v1/numbers/{id}/messages)";
-  const std::string base =
-      fmt::format("/v1/numbers/{}/messages?limit={}&after={}", PercentEncode(number_id), kPageLimit,
-                  PercentEncode(FormatRfc3339(after)));
   // The order of the list is not documented: page on from the oldest (ascending) or the
   // newest (descending) item of the page, whichever way the page runs, and drop repeats.
   std::set<std::string> seen;
-  std::optional<TimeMs> cursor_after;
-  std::optional<TimeMs> cursor_before;
+  TimeMs page_after = after;
+  std::optional<TimeMs> page_before;
   for (int page = 0; page < kMaxPages; ++page) {
-    std::string path = base;
-    if (cursor_before) path += "&before=" + PercentEncode(FormatRfc3339(*cursor_before));
-    if (cursor_after) {
-      path = fmt::format("/v1/numbers/{}/messages?limit={}&after={}", PercentEncode(number_id),
-                         kPageLimit, PercentEncode(FormatRfc3339(*cursor_after)));
-    }
+    std::string path =
+        fmt::format("/v1/numbers/{}/messages?limit={}&after={}", PercentEncode(number_id),
+                    kPageLimit, PercentEncode(FormatRfc3339(page_after)));
+    if (page_before) path += "&before=" + PercentEncode(FormatRfc3339(*page_before));
     *asked = true;
     UpstreamResponse response = client.Get(path);
     failure->response = response;
@@ -283,10 +283,14 @@ bool SendFinder::Search(UpstreamClient& client, const std::string& number_id, Ti
       *failure = Unreadable(what, response);
       return false;
     }
+    std::vector<ListedMessage>& items = listed->items;
+    const bool descending = items.size() < 2 || !items.front().received_at ||
+                            !items.back().received_at ||
+                            *items.front().received_at >= *items.back().received_at;
     bool any_new = false;
     std::optional<TimeMs> oldest;
     std::optional<TimeMs> newest;
-    for (ListedMessage& m : listed->items) {
+    for (ListedMessage& m : items) {
       if (!seen.insert(m.id).second) continue;
       any_new = true;
       if (m.received_at) {
@@ -298,16 +302,12 @@ bool SendFinder::Search(UpstreamClient& client, const std::string& number_id, Ti
       matches->emplace(m.id, std::move(m));
     }
     if (!listed->has_more) return true;
-    const std::vector<ListedMessage>& items = listed->items;
-    const bool descending = items.size() < 2 || !items.front().received_at ||
-                            !items.back().received_at ||
-                            *items.front().received_at >= *items.back().received_at;
     if (!any_new || !oldest) break;
     // One millisecond of overlap, so that items sharing the boundary's time are not skipped.
     if (descending) {
-      cursor_before = *oldest + 1;
+      page_before = *oldest + 1;
     } else {
-      cursor_after = *newest - 1;
+      page_after = *newest - 1;
     }
   }
   failure->verdict = LookupResult::Verdict::kNoWay;

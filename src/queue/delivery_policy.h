@@ -55,19 +55,31 @@ AttemptDecision DecideAfterAttempt(const DeliveryPolicy& policy, const Message& 
                                    const UpstreamResponse& response, TimeMs now, double unit_random,
                                    const std::string& why_no_lookup);
 
+// AgentPhone's 2xx answer. Fields it lacks stay empty; a body that is not JSON gives all empty.
+struct SendResponseFields {
+  std::optional<std::string> provider_message_id;
+  std::optional<std::string> channel;
+  std::optional<std::string> from_number;
+  std::optional<std::string> to_number;
+  std::optional<std::string> conversation_id;
+  std::optional<bool> reply_parent_unresolved;
+  bool readable = false;  // the body was a JSON object with an id
+};
+SendResponseFields ParseSendResponse(const std::string& body);
+
 // What a look-up at AgentPhone for a send with an unknown outcome found.
 struct LookupResult {
   enum class Verdict {
-    kFound,      // exactly one listed send matches: `provider_message_id` and `listed`
+    kFound,      // exactly one listed send matches: `found` and `listed`
     kNotFound,   // the listing is complete up to now and holds no match
     kAmbiguous,  // several listed sends match equally
     kNoWay,      // it cannot be looked up (`detail` says why)
     kFailed,     // the look-up itself failed (`response` is the failing answer); try again
   };
   Verdict verdict = Verdict::kNoWay;
-  std::string detail;  // for the ledger
-  std::optional<std::string> provider_message_id;
-  std::string listed;  // the matching list item, as JSON
+  std::string detail;        // for the ledger
+  SendResponseFields found;  // what the listed send tells, as a send's answer would
+  std::string listed;        // the matching list item, as JSON
   UpstreamResponse response;
 };
 
@@ -101,17 +113,5 @@ ValidityEndDecision DecideAfterValidityEnded();
 // not charged: the sender is being paced, the message is fine.
 std::optional<TimeMs> SenderPauseAfter(const DeliveryPolicy& policy,
                                        const UpstreamResponse& response, TimeMs now);
-
-// AgentPhone's 2xx answer. Fields it lacks stay empty; a body that is not JSON gives all empty.
-struct SendResponseFields {
-  std::optional<std::string> provider_message_id;
-  std::optional<std::string> channel;
-  std::optional<std::string> from_number;
-  std::optional<std::string> to_number;
-  std::optional<std::string> conversation_id;
-  std::optional<bool> reply_parent_unresolved;
-  bool readable = false;  // the body was a JSON object with an id
-};
-SendResponseFields ParseSendResponse(const std::string& body);
 
 }  // namespace sendq

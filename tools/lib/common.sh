@@ -9,6 +9,7 @@ SENDQ_PACKAGES=(
   libsqlite3-dev sqlite3 libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   nlohmann-json3-dev libfmt-dev libcli11-dev doctest-dev libboost-dev
   libphonenumber-dev libhowardhinnant-date-dev tzdata
+  python3-jsonschema
 )
 
 sendq_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

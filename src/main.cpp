@@ -22,10 +22,12 @@
 #include <vector>
 
 #include "api/long_polls.h"
+#include "api/openapi.h"
 #include "api/server.h"
 #include "cli/config.h"
 #include "delivery/agentphone_client.h"
 #include "delivery/dispatcher.h"
+#include "delivery/maintenance.h"
 #include "delivery/metrics.h"
 #include "queue/upstream_circuit.h"
 #include "store/sqlite/sqlite_store.h"
@@ -148,6 +150,8 @@ int Serve(const Config& config) {
   store_options.synchronous_full = config.synchronous_full;
   // Every request thread, the dispatcher and a few more can read at once, and no more.
   store_options.max_readers = config.http_threads + 8;
+  // Redacted data must not survive in freed pages.
+  store_options.secure_delete = config.redact_after > 0;
   Result<std::unique_ptr<store::Store>> store =
       store::OpenSqliteStore(config.db_path, store_options, clock);
   if (!store.ok()) {
@@ -155,8 +159,23 @@ int Serve(const Config& config) {
     return 1;
   }
   // A commit wakes the long polls of the messages it changed.
-  std::unique_ptr<store::Subscription> long_poll_changes = (*store)->Subscribe(
-      [&](const store::Changes& changes) { long_polls.Notify(changes.message_ids); });
+  std::unique_ptr<store::Subscription> long_poll_changes =
+      (*store)->Subscribe([&](const store::Changes& changes) {
+        long_polls.Notify(changes.message_ids, changes.work_added);
+      });
+
+  // An admin's pauses survive restarts: they are read before anything is sent.
+  Pauses pauses;
+  if (Result<PauseState> held = (*store)->LoadPauses(); held.ok()) {
+    pauses.Set(*held);
+    if (held->global || !held->senders.empty()) {
+      nlohmann::json senders(held->senders);
+      log::Warn("sending_paused", {{"everything", held->global}, {"senders", senders}});
+    }
+  } else {
+    log::Error("startup_failed", {{"error", held.status().ToString()}});
+    return 1;
+  }
 
   UpstreamCircuit::Options circuit_options;
   circuit_options.probe_base = config.backoff_base;
@@ -178,6 +197,7 @@ int Serve(const Config& config) {
   dispatch.policy.lookup_grace = config.lookup_grace;
   dispatch.default_region = config.default_region;
   dispatch.pacing = config.pacing;
+  dispatch.pauses = &pauses;
   delivery::Dispatcher dispatcher(store->get(), &circuit, &metrics, clock,
                                   delivery::AgentPhoneClientFactory(upstream), dispatch);
 
@@ -211,6 +231,14 @@ int Serve(const Config& config) {
     server_options.inbound.producers.push_back(producer);
   }
   server_options.producer_tokens = config.api_tokens;
+  server_options.admin_tokens = config.admin_tokens;
+  server_options.openapi = api::OpenApiDocument();
+  server_options.retry_validity = config.max_age;
+  {
+    const size_t slash = config.db_path.rfind('/');
+    server_options.spool_dir = slash == std::string::npos ? "." : config.db_path.substr(0, slash);
+    if (server_options.spool_dir.empty()) server_options.spool_dir = "/";
+  }
   const std::string key_path = config.callback_key_file.empty() ? config.db_path + ".callback-key"
                                                                 : config.callback_key_file;
   Result<std::string> callback_key = LoadOrCreateCallbackKey(key_path);
@@ -222,10 +250,20 @@ int Serve(const Config& config) {
   server_options.callbacks.key = *callback_key;
   server_options.callbacks.allow_http = config.allow_http_callbacks;
   server_options.callbacks.allow_private = config.allow_private_callbacks;
+  // Redacted recipients are keyed hashes: the key derives from the callback key, which is
+  // kept beside the database and never in it.
+  delivery::MaintenanceOptions maintenance_options;
+  maintenance_options.retain = config.retain;
+  maintenance_options.redact_after = config.redact_after;
+  maintenance_options.recipient_key = HmacSha256Hex(*callback_key, "sendq recipient redaction");
+  if (config.redact_after > 0) server_options.recipient_key = maintenance_options.recipient_key;
+  delivery::Maintenance maintenance(store->get(), clock, maintenance_options);
   api::CallbackDeliverer callbacks(store->get(), clock, server_options.callbacks);
-  api::ApiServer server(
-      api::ServerDeps{store->get(), &intake, &circuit, &metrics, &long_polls, clock},
-      server_options);
+  api::ServerDeps deps{store->get(), &intake, &circuit, &metrics, &long_polls, clock};
+  deps.pauses = &pauses;
+  deps.pauses_changed = [&dispatcher] { dispatcher.OnPausesChanged(); };
+  deps.more_metrics = [&maintenance] { return maintenance.RenderMetrics(); };
+  api::ApiServer server(deps, server_options);
   Result<int> port = server.Bind();
   if (!port.ok()) {
     log::Error("startup_failed", {{"error", port.status().ToString()}});
@@ -234,9 +272,12 @@ int Serve(const Config& config) {
 
   dispatcher.Start();
   callbacks.Start();
+  maintenance.Start();
   std::thread http_thread([&] { server.Serve(); });
   nlohmann::json producers = nlohmann::json::array();
   for (const auto& entry : config.api_tokens) producers.push_back(entry.first);
+  nlohmann::json admins = nlohmann::json::array();
+  for (const auto& entry : config.admin_tokens) admins.push_back(entry.first);
   log::Info("listening", {{"host", config.listen_host},
                           {"port", *port},
                           {"db", config.db_path},
@@ -244,7 +285,11 @@ int Serve(const Config& config) {
                           {"workers", config.workers},
                           {"max_connections", max_connections},
                           {"synchronous", config.synchronous_full ? "full" : "normal"},
-                          {"producers", producers}});
+                          {"producers", producers},
+                          {"admins", admins},
+                          {"retain", config.retain > 0 ? FormatDuration(config.retain) : "off"},
+                          {"redact_after",
+                           config.redact_after > 0 ? FormatDuration(config.redact_after) : "off"}});
 
   const char* signal_name = AwaitStopSignal(stop_signals);
   // Intake stops first: a request that arrives after the log line below gets 503.
@@ -253,6 +298,7 @@ int Serve(const Config& config) {
             {{"signal", signal_name}, {"drain_timeout", FormatDuration(config.drain_timeout)}});
   int unfinished = dispatcher.Stop(clock->NowMs() + config.drain_timeout);
   callbacks.Stop();
+  maintenance.Stop();
   server.Stop();
   http_thread.join();
   if (unfinished > 0) {

@@ -253,6 +253,10 @@ ParsedListQuery ParseListQuery(const std::multimap<std::string, std::string>& pa
   return result;
 }
 
+std::string EncodeOpaque(std::string_view text) { return Base64UrlEncode(std::string(text)); }
+
+std::optional<std::string> DecodeOpaque(std::string_view text) { return Base64UrlDecode(text); }
+
 std::string EncodeCursor(const std::string& last_id) {
   return Base64UrlEncode(std::string(kCursorVersion) + last_id);
 }

@@ -37,6 +37,10 @@ ParsedListQuery ParseListQuery(const std::multimap<std::string, std::string>& pa
 // change without misreading old cursors.
 std::string EncodeCursor(const std::string& last_id);
 
+// Opaque text for other cursors (base64url, no padding), and back; nullopt if not one.
+std::string EncodeOpaque(std::string_view text);
+std::optional<std::string> DecodeOpaque(std::string_view text);
+
 // The message id inside a cursor, or nullopt when `cursor` is not one that EncodeCursor made.
 std::optional<std::string> DecodeCursor(const std::string& cursor);
 

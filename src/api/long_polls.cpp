@@ -82,11 +82,18 @@ void LongPolls::Cancel(uint64_t ticket) {
   if (waiters_.count(ticket) > 0) dropped = TakeLocked(ticket);
 }
 
-void LongPolls::Notify(const std::vector<std::string>& ids) {
+void LongPolls::Notify(const std::vector<std::string>& ids, bool other_change) {
   std::vector<std::function<void()>> wakes;
   {
     MutexLock guard(&mu_);
     if (by_id_.empty()) return;
+    if (!ids.empty() || other_change) {
+      for (;;) {
+        auto it = by_id_.find(kAnyMessage);
+        if (it == by_id_.end()) break;
+        wakes.push_back(TakeLocked(it->second));
+      }
+    }
     for (const std::string& id : ids) {
       for (;;) {
         auto it = by_id_.find(id);

@@ -25,6 +25,9 @@
 
 namespace sendq::api {
 
+// Arm() for this id wakes on a change to any message (a follower of the feed of changes).
+inline constexpr char kAnyMessage[] = "*";
+
 class LongPolls {
  public:
   LongPolls(Clock* clock, int max_per_producer);
@@ -42,8 +45,9 @@ class LongPolls {
   uint64_t Arm(const std::string& id, TimeMs deadline, std::function<void()> wake);
   // Forgets an armed wake-up; nothing if it has fired.
   void Cancel(uint64_t ticket);
-  // A commit changed these messages.
-  void Notify(const std::vector<std::string>& ids);
+  // A commit changed these messages (and, with `other_change`, added others). Wake-ups armed
+  // for kAnyMessage fire on any change.
+  void Notify(const std::vector<std::string>& ids, bool other_change = false);
   // Fires every armed wake-up now; later ones fire at once.
   void Close();
   bool closed() const;

@@ -21,14 +21,15 @@ nlohmann::json RequestField(const nlohmann::json& request, const char* key) {
 
 }  // namespace
 
-nlohmann::ordered_json MessageRecord(const Message& m) {
+nlohmann::ordered_json MessageRecord(const Message& m, const Pauses* pauses) {
   // The stored request was validated and normalised before it was stored, so it parses.
   nlohmann::json request = nlohmann::json::parse(m.request_json, nullptr, false);
   if (!request.is_object()) request = nlohmann::json::object();
-  return MessageRecord(m, request);
+  return MessageRecord(m, request, pauses);
 }
 
-nlohmann::ordered_json MessageRecord(const Message& m, const nlohmann::json& request) {
+nlohmann::ordered_json MessageRecord(const Message& m, const nlohmann::json& request,
+                                     const Pauses* pauses) {
   nlohmann::json media = RequestField(request, "media_urls");
   nlohmann::json to_number =
       m.sent_to_number ? nlohmann::json(*m.sent_to_number) : RequestField(request, "to_number");
@@ -69,7 +70,9 @@ nlohmann::ordered_json MessageRecord(const Message& m, const nlohmann::json& req
                 {"send_at", OptTime(m.send_at)},
                 {"expires_at", FormatRfc3339(m.expires_at)},
                 {"send_window", window.is_discarded() ? nlohmann::json(nullptr) : window},
-                {"held_by_order", m.status == MessageStatus::kQueued && m.held}};
+                {"held_by_order", m.status == MessageStatus::kQueued && m.held},
+                {"paused", m.status == MessageStatus::kQueued && pauses != nullptr &&
+                               pauses->Covers(m.sender.value_or(""))}};
   return r;
 }
 

@@ -5,12 +5,15 @@
 #include <nlohmann/json.hpp>
 
 #include "queue/message.h"
+#include "queue/pauses.h"
 
 namespace sendq::api {
 
-nlohmann::ordered_json MessageRecord(const Message& message);
+// `sendq.paused` is true while one of `pauses` (an admin's) holds the queued message.
+nlohmann::ordered_json MessageRecord(const Message& message, const Pauses* pauses = nullptr);
 // The same, with `request` the parsed form of message.request_json (saves parsing it again).
-nlohmann::ordered_json MessageRecord(const Message& message, const nlohmann::json& request);
+nlohmann::ordered_json MessageRecord(const Message& message, const nlohmann::json& request,
+                                     const Pauses* pauses = nullptr);
 nlohmann::ordered_json AttemptRecord(const Attempt& attempt);
 
 }  // namespace sendq::api

@@ -8,7 +8,9 @@
 
 #include "api/enqueue_request.h"
 #include "api/list_query.h"
+#include "api/openapi.h"
 #include "api/records.h"
+#include "api/responses.h"
 #include "queue/phone.h"
 #include "queue/validation.h"
 #include "util/callback_url.h"
@@ -21,49 +23,10 @@
 namespace sendq::api {
 namespace {
 
-constexpr char kJson[] = "application/json";
-
-// Ordered, so records keep their natural field order (id, status, ...), as AgentPhone's do.
-using Json = nlohmann::ordered_json;
 using http::Request;
 using http::Response;
 
-Response JsonResponse(int status, const Json& body) {
-  Response res;
-  res.status = status;
-  res.content_type = kJson;
-  res.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return res;
-}
-
-// Errors other than validation: FastAPI's {"detail": "..."} plus a stable machine code.
-Response ErrorResponse(int status, std::string_view code, std::string_view msg) {
-  return JsonResponse(status, {{"detail", msg}, {"code", code}});
-}
-
-Response ValidationErrors(const std::vector<FieldError>& errors) {
-  return JsonResponse(422, Json(ValidationErrorBody(errors)));
-}
-
-// The one mapping from a core Status to an HTTP answer.
-Response StatusResponse(const Status& st) {
-  switch (st.code()) {
-    case Status::Code::kNotFound:
-      return ErrorResponse(404, "not_found", st.message());
-    case Status::Code::kConflict:
-      return ErrorResponse(409, "conflict", st.message());
-    case Status::Code::kNoSpace:
-      return ErrorResponse(507, "insufficient_storage",
-                           "the queue's disk is full; nothing was stored, retry later");
-    case Status::Code::kUnavailable:
-      return ErrorResponse(503, "unavailable", st.message());
-    case Status::Code::kInvalidArgument:
-      return ErrorResponse(400, "bad_request", st.message());
-    default:
-      log::Error("internal_error", {{"error", st.ToString()}});
-      return ErrorResponse(500, "internal", "internal error; see the sendq log");
-  }
-}
+constexpr char kJson[] = "application/json";
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -88,9 +51,12 @@ enum Route {
   kHealth,
   kReady,
   kMetrics,
+  kOpenApi,
   kEnqueue,
   kBatch,
   kList,
+  kExport,
+  kChanges,
   kGet,
   kAttempts,
   kCancel,
@@ -105,6 +71,20 @@ enum Route {
   kWebhook,
   kWebhookDeliveries,
   kCallbackSecret,
+  kStats,
+  kAdminBulk,
+  kAdminPause,
+  kAdminPauses,
+  kAdminAudit,
+  kAdminBackup,
+};
+
+// Who may use a route.
+enum class Access {
+  kAnyone,    // no token
+  kProducer,  // a producer token: it acts as that producer
+  kReader,    // a producer token (its own messages) or an admin token (any producer's)
+  kAdmin,     // an admin token
 };
 
 struct RouteSpec {
@@ -112,42 +92,72 @@ struct RouteSpec {
   const char* method;
   // Path segments; "*" matches one segment (a message id).
   std::vector<std::string_view> segments;
-  bool authenticated;
+  Access access;
   bool json_body;
 };
 
+// In the order they are matched: a literal segment before a "*" in the same place.
 const std::vector<RouteSpec>& Routes() {
+  using enum Access;
   static const std::vector<RouteSpec> routes = {
-      {kHealth, "GET", {"healthz"}, false, false},
-      {kReady, "GET", {"readyz"}, false, false},
-      {kMetrics, "GET", {"metrics"}, true, false},
-      {kEnqueue, "POST", {"v1", "messages"}, true, true},
-      {kBatch, "POST", {"v1", "messages", "batch"}, true, true},
-      {kList, "GET", {"v1", "messages"}, true, false},
-      {kGet, "GET", {"v1", "messages", "*"}, true, false},
-      {kAttempts, "GET", {"v1", "messages", "*", "attempts"}, true, false},
-      {kCancel, "POST", {"v1", "messages", "*", "cancel"}, true, false},
-      {kRetry, "POST", {"v1", "messages", "*", "retry"}, true, false},
-      {kReaction, "POST", {"v1", "messages", "*", "reactions"}, true, true},
-      {kRelease, "POST", {"v1", "messages", "*", "release"}, true, false},
+      {kHealth, "GET", {"healthz"}, kAnyone, false},
+      {kReady, "GET", {"readyz"}, kAnyone, false},
+      {kMetrics, "GET", {"metrics"}, kReader, false},
+      {kOpenApi, "GET", {"openapi.json"}, kAnyone, false},
+      {kEnqueue, "POST", {"v1", "messages"}, kProducer, true},
+      {kBatch, "POST", {"v1", "messages", "batch"}, kProducer, true},
+      {kList, "GET", {"v1", "messages"}, kReader, false},
+      {kExport, "GET", {"v1", "messages", "export"}, kReader, false},
+      {kChanges, "GET", {"v1", "messages", "changes"}, kReader, false},
+      {kGet, "GET", {"v1", "messages", "*"}, kReader, false},
+      {kAttempts, "GET", {"v1", "messages", "*", "attempts"}, kReader, false},
+      {kCancel, "POST", {"v1", "messages", "*", "cancel"}, kReader, false},
+      {kRetry, "POST", {"v1", "messages", "*", "retry"}, kReader, false},
+      {kReaction, "POST", {"v1", "messages", "*", "reactions"}, kProducer, true},
+      {kRelease, "POST", {"v1", "messages", "*", "release"}, kProducer, false},
       // Held messages by filter: POST /v1/messages/release and /v1/messages/cancel.
-      {kResolveHeld, "POST", {"v1", "messages", "release"}, true, false},
-      {kResolveHeld, "POST", {"v1", "messages", "cancel"}, true, false},
-      {kSuppression, "PUT", {"v1", "suppressions", "*"}, true, false},
-      {kSuppression, "GET", {"v1", "suppressions", "*"}, true, false},
-      {kSuppression, "DELETE", {"v1", "suppressions", "*"}, true, false},
-      {kSuppressionList, "GET", {"v1", "suppressions"}, true, false},
-      // Authenticated by AgentPhone's signature, not a producer token.
-      {kAgentPhoneWebhook, "POST", {"v1", "agentphone", "webhook"}, false, false},
-      {kWebhooks, "POST", {"v1", "webhooks"}, true, true},
-      {kWebhooks, "GET", {"v1", "webhooks"}, true, false},
-      {kWebhook, "GET", {"v1", "webhooks", "*"}, true, false},
-      {kWebhook, "DELETE", {"v1", "webhooks", "*"}, true, false},
-      {kWebhookDeliveries, "GET", {"v1", "webhooks", "*", "deliveries"}, true, false},
-      {kCallbackSecret, "GET", {"v1", "callback-secret"}, true, false},
+      {kResolveHeld, "POST", {"v1", "messages", "release"}, kProducer, false},
+      {kResolveHeld, "POST", {"v1", "messages", "cancel"}, kProducer, false},
+      {kSuppression, "PUT", {"v1", "suppressions", "*"}, kProducer, false},
+      {kSuppression, "GET", {"v1", "suppressions", "*"}, kProducer, false},
+      {kSuppression, "DELETE", {"v1", "suppressions", "*"}, kProducer, false},
+      {kSuppressionList, "GET", {"v1", "suppressions"}, kProducer, false},
+      // Authenticated by AgentPhone's signature, not a token.
+      {kAgentPhoneWebhook, "POST", {"v1", "agentphone", "webhook"}, kAnyone, false},
+      {kWebhooks, "POST", {"v1", "webhooks"}, kProducer, true},
+      {kWebhooks, "GET", {"v1", "webhooks"}, kProducer, false},
+      {kWebhook, "GET", {"v1", "webhooks", "*"}, kProducer, false},
+      {kWebhook, "DELETE", {"v1", "webhooks", "*"}, kProducer, false},
+      {kWebhookDeliveries, "GET", {"v1", "webhooks", "*", "deliveries"}, kProducer, false},
+      {kCallbackSecret, "GET", {"v1", "callback-secret"}, kProducer, false},
+      {kStats, "GET", {"v1", "stats"}, kReader, false},
+      {kAdminBulk, "POST", {"v1", "admin", "messages", "retry"}, kAdmin, false},
+      {kAdminBulk, "POST", {"v1", "admin", "messages", "cancel"}, kAdmin, false},
+      {kAdminPause, "POST", {"v1", "admin", "pause"}, kAdmin, false},
+      {kAdminPause, "POST", {"v1", "admin", "resume"}, kAdmin, false},
+      {kAdminPauses, "GET", {"v1", "admin", "pauses"}, kAdmin, false},
+      {kAdminAudit, "GET", {"v1", "admin", "audit"}, kAdmin, false},
+      {kAdminBackup, "GET", {"v1", "admin", "backup"}, kAdmin, false},
   };
   return routes;
 }
+
+}  // namespace
+
+std::vector<std::string> RegisteredRoutes() {
+  std::vector<std::string> out;
+  for (const RouteSpec& spec : Routes()) {
+    std::string path;
+    for (std::string_view segment : spec.segments) {
+      path += "/";
+      path += segment == "*" ? std::string_view("{id}") : segment;
+    }
+    out.push_back(fmt::format("{} {}", spec.method, path));
+  }
+  return out;
+}
+
+namespace {
 
 std::vector<std::string_view> SplitPath(std::string_view path) {
   std::vector<std::string_view> out;
@@ -213,7 +223,7 @@ Json SuppressionRecord(const store::Suppression& s) {
 
 // The answer to POST /v1/messages once the store has answered.
 Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::string& producer,
-                       const nlohmann::json& request) {
+                       const nlohmann::json& request, const Pauses* pauses) {
   if (!result.ok()) {
     if (result.status().IsConflict()) {
       return ErrorResponse(409, "idempotency_key_reused", result.status().message());
@@ -227,7 +237,7 @@ Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::st
   const Message& m = result->message;
   if (result->replayed) {
     log::Info("message_replayed", {{"message_id", m.id}, {"producer", producer}});
-    Response res = JsonResponse(200, MessageRecord(m));
+    Response res = JsonResponse(200, MessageRecord(m, pauses));
     res.SetHeader("Location", "/v1/messages/" + m.id);
     res.SetHeader("Idempotent-Replayed", "true");
     return res;
@@ -236,7 +246,7 @@ Response EnqueueAnswer(const Result<store::EnqueueResult>& result, const std::st
   if (log::Enabled(log::Level::kDebug)) {
     log::Debug("message_request", {{"message_id", m.id}, {"request", request}});
   }
-  Response res = JsonResponse(202, MessageRecord(m, request));
+  Response res = JsonResponse(202, MessageRecord(m, request, pauses));
   res.SetHeader("Location", "/v1/messages/" + m.id);
   return res;
 }
@@ -315,12 +325,15 @@ std::string ApiServer::Authenticate(const Request& req) const {
     return std::string();
   }
   std::string_view token = TrimSpaces(value.substr(kBearer.size()));
-  std::string producer;
+  std::string principal;
   // Compare against every token, so the time taken does not say which one nearly matched.
   for (const auto& [name, expected] : options_.producer_tokens) {
-    if (ConstantTimeEquals(token, expected)) producer = name;
+    if (ConstantTimeEquals(token, expected)) principal = name;
   }
-  return producer;
+  for (const auto& [name, expected] : options_.admin_tokens) {
+    if (ConstantTimeEquals(token, expected)) principal = std::string(kAdminPrincipalPrefix) + name;
+  }
+  return principal;
 }
 
 http::HeadVerdict ApiServer::OnHead(Request& req) {
@@ -350,10 +363,21 @@ http::HeadVerdict ApiServer::OnHead(Request& req) {
     return verdict;
   }
   req.route = found->route;
-  if (found->authenticated) {
+  if (found->access != Access::kAnyone) {
     req.principal = Authenticate(req);
     if (req.principal.empty()) {
       verdict.refuse = Unauthorized();
+      return verdict;
+    }
+    const bool admin = IsAdmin(req);
+    if (found->access == Access::kAdmin && !admin) {
+      verdict.refuse = ErrorResponse(403, "forbidden",
+                                     "this is an admin route: use a token from SENDQ_ADMIN_TOKENS");
+      return verdict;
+    }
+    if (found->access == Access::kProducer && admin) {
+      verdict.refuse = ErrorResponse(
+          403, "forbidden", "an admin token does not act as a producer: use a producer token");
       return verdict;
     }
   }
@@ -381,6 +405,8 @@ http::HeadVerdict ApiServer::OnHead(Request& req) {
       break;
     case kAgentPhoneWebhook:
     case kReaction:
+    case kAdminBulk:
+    case kAdminPause:
       verdict.body_limit = options_.max_body_bytes;
       break;
     default:
@@ -435,6 +461,28 @@ void ApiServer::OnRequest(std::shared_ptr<Request> request, http::Responder resp
       return respond(JsonResponse(
           200, {{"secret", ProducerCallbackSecret(options_.callbacks.key, req.principal)},
                 {"for", "deliveries to a message's own sendq.callback_url"}}));
+    case kOpenApi: {
+      Response res;
+      res.content_type = kJson;
+      res.body = options_.openapi;
+      return respond(std::move(res));
+    }
+    case kExport:
+      return respond(HandleExport(req));
+    case kChanges:
+      return HandleChanges(req, std::move(respond));
+    case kStats:
+      return respond(HandleStats(req));
+    case kAdminBulk:
+      return respond(HandleAdminBulk(req));
+    case kAdminPause:
+      return respond(HandlePause(req));
+    case kAdminPauses:
+      return respond(HandlePauses(req));
+    case kAdminAudit:
+      return respond(HandleAudit(req));
+    case kAdminBackup:
+      return respond(HandleBackup(req));
   }
   respond(ErrorResponse(404, "not_found", "no such endpoint"));
 }
@@ -467,17 +515,16 @@ void ApiServer::HandleEnqueue(const Request& req, http::Responder respond) {
   if (!errors.empty()) return respond(ValidationErrors(errors));
 
   // Nothing here waits for the commit: the answer is made once it is done.
-  deps_.intake->Enqueue(
-      std::move(message),
-      [producer, validated, respond, counted = std::make_shared<EnqueueCount>(std::move(counted))](
-          Result<store::EnqueueResult> result) {
-        // On the writer thread: build the answer on the connection's thread.
-        auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
-        respond.Build([producer, validated, stored] {
-          return EnqueueAnswer(*stored, producer, validated->request);
-        });
-        counted->Release();  // the last use of this ApiServer
-      });
+  deps_.intake->Enqueue(std::move(message), [producer, validated, respond, pauses = deps_.pauses,
+                                             counted = std::make_shared<EnqueueCount>(std::move(
+                                                 counted))](Result<store::EnqueueResult> result) {
+    // On the writer thread: build the answer on the connection's thread.
+    auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
+    respond.Build([producer, validated, stored, pauses] {
+      return EnqueueAnswer(*stored, producer, validated->request, pauses);
+    });
+    counted->Release();  // the last use of this ApiServer
+  });
 }
 
 Response ApiServer::HandleSuppression(const Request& req) {
@@ -616,19 +663,18 @@ void ApiServer::HandleReaction(const Request& req, http::Responder respond) {
   if (!errors.empty()) return respond(ValidationErrors(errors));
   store::NewMessage message =
       deps_.intake->PrepareReaction(producer, idempotency_key, reaction_to, reaction);
-  deps_.intake->Enqueue(
-      std::move(message),
-      [producer, body, respond, counted = std::make_shared<EnqueueCount>(std::move(counted))](
-          Result<store::EnqueueResult> result) {
-        auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
-        respond.Build([producer, body, stored]() -> Response {
-          if (stored->ok() && (*stored)->parent_missing) {
-            return ErrorResponse(404, "not_found", "no such message of this producer");
-          }
-          return EnqueueAnswer(*stored, producer, body);
-        });
-        counted->Release();
-      });
+  deps_.intake->Enqueue(std::move(message), [producer, body, respond, pauses = deps_.pauses,
+                                             counted = std::make_shared<EnqueueCount>(std::move(
+                                                 counted))](Result<store::EnqueueResult> result) {
+    auto stored = std::make_shared<Result<store::EnqueueResult>>(std::move(result));
+    respond.Build([producer, body, stored, pauses]() -> Response {
+      if (stored->ok() && (*stored)->parent_missing) {
+        return ErrorResponse(404, "not_found", "no such message of this producer");
+      }
+      return EnqueueAnswer(*stored, producer, body, pauses);
+    });
+    counted->Release();
+  });
 }
 
 namespace {
@@ -829,11 +875,11 @@ Response ApiServer::HandleEnqueueBatch(const Request& req) {
       ++replayed;
       entry["status"] = 200;
       entry["replayed"] = true;
-      entry["message"] = MessageRecord(r->message);
+      entry["message"] = MessageRecord(r->message, deps_.pauses);
     } else {
       ++accepted;
       entry["status"] = 202;
-      entry["message"] = MessageRecord(r->message, item.validated.request);
+      entry["message"] = MessageRecord(r->message, item.validated.request, deps_.pauses);
       enqueued_ids.push_back(r->message.id);
     }
     results.push_back(std::move(entry));
@@ -856,16 +902,17 @@ void ApiServer::HandleGet(const Request& req, http::Responder respond) {
   // until it changes, or until the wait runs out. The answer is the record either way.
   DurationMs wait = 0;
   auto poll = std::make_shared<LongPoll>();
-  poll->producer = req.principal;
   poll->id = req.path_params.at(0);
+  poll->producer = OwnerFor(req, poll->id);
   std::vector<FieldError> errors;
   if (const std::string* text = req.FindParam("wait")) {
-    Result<DurationMs> parsed = ParseDuration(*text);
+    Result<DurationMs> parsed = ParseDurationOrSeconds(*text);
     if (!parsed.ok() || *parsed > kMaxLongPoll) {
-      errors.push_back(
-          {{"query", "wait"},
-           fmt::format("must be a duration such as 10s, at most {}", FormatDuration(kMaxLongPoll)),
-           "value_error"});
+      errors.push_back({{"query", "wait"},
+                        fmt::format("must be a number of seconds or a duration such as 10s, at "
+                                    "most {}",
+                                    FormatDuration(kMaxLongPoll)),
+                        "value_error"});
     } else {
       wait = *parsed;
     }
@@ -884,6 +931,7 @@ void ApiServer::HandleGet(const Request& req, http::Responder respond) {
   poll->respond = std::move(respond);
   if (wait == 0) return Poll(poll);
 
+  if (poll->producer.empty()) return Poll(poll);  // an admin asked for a message nobody has
   if (!deps_.long_polls->Begin(poll->producer)) {
     Response res = ErrorResponse(
         429, "too_many_waits",
@@ -928,13 +976,13 @@ void ApiServer::Poll(const std::shared_ptr<LongPoll>& poll) {
   const bool changed =
       m.ok() && (poll->after_version ? m->version > *poll->after_version : IsTerminal(m->status));
   if (!m.ok() || changed || !may_wait) {
-    return answer(m.ok() ? JsonResponse(200, MessageRecord(*m)) : StatusResponse(m.status()));
+    return answer(m.ok() ? JsonResponse(200, Record(*m)) : StatusResponse(m.status()));
   }
 }
 
 Response ApiServer::HandleAttempts(const Request& req) {
   const std::string& id = req.path_params.at(0);
-  Result<std::vector<Attempt>> attempts = deps_.store->ListAttempts(req.principal, id);
+  Result<std::vector<Attempt>> attempts = deps_.store->ListAttempts(OwnerFor(req, id), id);
   if (!attempts.ok()) return StatusResponse(attempts.status());
   Json data = Json::array();
   for (const Attempt& a : *attempts) data.push_back(AttemptRecord(a));
@@ -942,13 +990,16 @@ Response ApiServer::HandleAttempts(const Request& req) {
 }
 
 Response ApiServer::HandleList(const Request& req) {
+  std::string producer;
+  if (auto refused = ReadScope(req, &producer)) return std::move(*refused);
   ParsedListQuery query = ParseListQuery(req.query, options_.validation.default_region);
   if (!query.ok()) return ValidationErrors(query.errors);
   query.filter.now = deps_.clock->NowMs();
-  Result<store::ListPage> page = deps_.store->List(req.principal, query.filter);
+  AddRedactedRecipient(&query.filter);
+  Result<store::ListPage> page = deps_.store->List(producer, query.filter);
   if (!page.ok()) return StatusResponse(page.status());
   Json data = Json::array();
-  for (const Message& m : page->messages) data.push_back(MessageRecord(m));
+  for (const Message& m : page->messages) data.push_back(Record(m));
   Json next_cursor = nullptr;
   if (page->has_more && !page->messages.empty()) {
     next_cursor = EncodeCursor(page->messages.back().id);
@@ -958,8 +1009,8 @@ Response ApiServer::HandleList(const Request& req) {
 }
 
 Response ApiServer::HandleCancel(const Request& req) {
-  const std::string& producer = req.principal;
   const std::string& id = req.path_params.at(0);
+  const std::string producer = OwnerFor(req, id);
   Result<Message> m = deps_.store->Cancel(producer, id, deps_.clock->NowMs());
   if (m.ok()) log::Info("message_canceled", {{"message_id", id}, {"producer", producer}});
   return TransitionAnswer(producer, id, m, "only a queued or held message can be canceled");
@@ -1025,9 +1076,9 @@ Response ApiServer::HandleResolveHeld(const Request& req) {
 }
 
 Response ApiServer::HandleRetry(const Request& req) {
-  const std::string& producer = req.principal;
   if (auto refused = RefuseWhileDraining()) return std::move(*refused);
   const std::string& id = req.path_params.at(0);
+  const std::string producer = OwnerFor(req, id);
   const TimeMs now = deps_.clock->NowMs();
   Result<Message> m = deps_.intake->Retry(producer, id, now);
   if (m.ok()) log::Info("message_retried", {{"message_id", id}, {"producer", producer}});
@@ -1043,7 +1094,7 @@ std::optional<Response> ApiServer::RefuseWhileDraining() const {
 
 Response ApiServer::TransitionAnswer(const std::string& producer, const std::string& id,
                                      const Result<Message>& result, std::string_view rule) {
-  if (result.ok()) return JsonResponse(200, MessageRecord(*result));
+  if (result.ok()) return JsonResponse(200, Record(*result));
   if (!result.status().IsConflict()) return StatusResponse(result.status());
   Result<Message> current = deps_.store->Get(producer, id);
   if (!current.ok()) return StatusResponse(current.status());
@@ -1051,7 +1102,7 @@ Response ApiServer::TransitionAnswer(const std::string& producer, const std::str
       409, {{"detail", fmt::format("{}; this one is {}", rule, StatusName(current->status))},
             {"code", "invalid_state"},
             {"status", StatusName(current->status)},
-            {"message", MessageRecord(*current)}});
+            {"message", Record(*current)}});
 }
 
 Response ApiServer::HandleReady(const Request& req) {
@@ -1065,9 +1116,13 @@ Response ApiServer::HandleReady(const Request& req) {
   if (Status st = deps_.store->CheckWritable(); !st.ok()) {
     reasons.push_back(st.code() == Status::Code::kNoSpace ? "disk_full" : "db_not_writable");
   }
-  const bool ready = reasons.empty() && !(upstream_required && upstream_paused);
+  // An admin's pause, like a paused upstream, holds sending back, not intake.
+  const bool paused = deps_.pauses != nullptr && deps_.pauses->global();
+  const bool ready = reasons.empty() && !(upstream_required && (upstream_paused || paused));
   if (upstream_paused) reasons.push_back("upstream_paused");
-  Json body = {{"ready", ready}, {"upstream", upstream_paused ? "paused" : "ok"}};
+  if (paused) reasons.push_back("paused");
+  Json body = {
+      {"ready", ready}, {"upstream", upstream_paused ? "paused" : "ok"}, {"paused", paused}};
   body["reason"] = reasons.empty() ? Json(nullptr) : reasons.front();
   body["reasons"] = std::move(reasons);
   return JsonResponse(ready ? 200 : 503, body);
@@ -1083,6 +1138,21 @@ Response ApiServer::HandleMetrics(const Request&) {
       "# HELP sendq_long_polls_waiting GET requests waiting for their message to change.\n"
       "# TYPE sendq_long_polls_waiting gauge\n";
   res.body += fmt::format("sendq_long_polls_waiting {}\n", deps_.long_polls->armed());
+  if (deps_.pauses != nullptr) {
+    const PauseState pauses = deps_.pauses->Get();
+    res.body +=
+        "# HELP sendq_sending_paused 1 while an admin has paused all sending.\n"
+        "# TYPE sendq_sending_paused gauge\n";
+    res.body += fmt::format("sendq_sending_paused {}\n", pauses.global ? 1 : 0);
+    res.body +=
+        "# HELP sendq_sender_paused 1 for each sender an admin has paused.\n"
+        "# TYPE sendq_sender_paused gauge\n";
+    for (const std::string& sender : pauses.senders) {
+      res.body +=
+          fmt::format("sendq_sender_paused{{sender=\"{}\"}} 1\n", delivery::LabelValue(sender));
+    }
+  }
+  if (deps_.more_metrics) res.body += deps_.more_metrics();
   return res;
 }
 

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,10 +18,12 @@
 #include "api/callbacks.h"
 #include "api/inbound_webhook.h"
 #include "api/long_polls.h"
+#include "api/responses.h"
 #include "delivery/intake.h"
 #include "delivery/metrics.h"
 #include "http/server.h"
 #include "queue/controls.h"
+#include "queue/pauses.h"
 #include "queue/upstream_circuit.h"
 #include "queue/validation.h"
 #include "store/store.h"
@@ -44,8 +47,18 @@ struct ServerOptions {
   size_t max_batch_body_bytes = 8 << 20;               // POST /v1/messages/batch
   ValidationOptions validation;                        // --default-region
   std::map<std::string, std::string> producer_tokens;  // name -> token
+  std::map<std::string, std::string> admin_tokens;     // name -> token: /v1/admin/ and all reads
   InboundWebhookOptions inbound;                       // POST /v1/agentphone/webhook
   CallbackOptions callbacks;                           // /v1/webhooks: the key and URL rules
+  // Exports and backups are written here (a file with no name) before they are sent: the
+  // database's directory, where there is room for a copy of it.
+  std::string spool_dir = ".";
+  // Set when redaction is on: the key of redacted recipients, so that a to_number filter also
+  // finds the messages redacted since.
+  std::string recipient_key;
+  int bulk_batch = 200;  // messages per transaction of an admin's bulk operation
+  std::string openapi;   // GET /openapi.json
+  DurationMs retry_validity = 24 * 3'600'000LL;  // a retried message's new validity (--max-age)
 };
 
 // Bodies over a route's limit (ServerOptions) are refused with 413 before they are read, a
@@ -64,7 +77,16 @@ struct ServerDeps {
   delivery::Metrics* metrics;
   LongPolls* long_polls;
   Clock* clock;
+  // The admin's pauses, read by the dispatcher; `pauses_changed` is told after each change.
+  Pauses* pauses = nullptr;
+  std::function<void()> pauses_changed;
+  // Extra lines for /metrics (retention and redaction), if any.
+  std::function<std::string()> more_metrics;
 };
+
+// Principals of admin tokens are this prefix and the admin's name (producer names cannot hold
+// a colon: the token lists are name:token).
+inline constexpr std::string_view kAdminPrincipalPrefix = "admin:";
 
 class ApiServer final : public http::Handler {
  public:
@@ -130,6 +152,32 @@ class ApiServer final : public http::Handler {
   http::Response HandleWebhook(const http::Request& req);
   http::Response HandleWebhookDeliveries(const http::Request& req);
   http::Response HandleMetrics(const http::Request& req);
+
+  // --- operators (operator_routes.cpp) ---
+  static bool IsAdmin(const http::Request& req);
+  // The producer whose messages a read covers: the caller's own, or for an admin the
+  // `producer` parameter ("" for every producer). A producer naming another gets 403.
+  std::optional<http::Response> ReadScope(const http::Request& req, std::string* producer) const;
+  // The producer message `id` belongs to, as the caller may see it: its own name, or for an
+  // admin the message's owner ("" when there is none, which then reads as not found).
+  std::string OwnerFor(const http::Request& req, const std::string& id) const;
+  // A list filter's to_number also finds the redacted messages to that number.
+  void AddRedactedRecipient(ListFilter* filter) const;
+  // The record, with `sendq.paused` when an admin's pause holds it.
+  Json Record(const Message& m) const;
+  http::Response HandleAdminBulk(const http::Request& req);
+  http::Response HandlePause(const http::Request& req);
+  http::Response HandlePauses(const http::Request& req);
+  http::Response HandleAudit(const http::Request& req);
+  http::Response HandleBackup(const http::Request& req);
+  http::Response HandleExport(const http::Request& req);
+  http::Response HandleStats(const http::Request& req);
+  void HandleChanges(const http::Request& req, http::Responder respond);
+  struct ChangesPoll;
+  void PollChanges(const std::shared_ptr<ChangesPoll>& poll);
+  // Keeps an admin action in the audit table and the log.
+  void Audit(const http::Request& req, std::string action, const nlohmann::json& details,
+             std::optional<int64_t> matched, std::optional<int64_t> changed);
   // While stopping, the 503 for requests that would queue work.
   std::optional<http::Response> RefuseWhileDraining() const;
   // The answer to cancel or retry: the record, or 409 with the current state (`rule` says

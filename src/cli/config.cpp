@@ -26,6 +26,7 @@ namespace {
 // environment or a file.
 constexpr char kUpstreamTokenEnv[] = "SENDQ_UPSTREAM_TOKEN";
 constexpr char kApiTokensEnv[] = "SENDQ_API_TOKENS";
+constexpr char kAdminTokensEnv[] = "SENDQ_ADMIN_TOKENS";
 constexpr size_t kMinApiTokenLength = 8;
 constexpr size_t kMaxSecretFileBytes = 1 << 20;
 
@@ -215,6 +216,16 @@ class ServeParser {
         "file holding the AgentPhone API key (else SENDQ_UPSTREAM_TOKEN)", "");
     Add("api-tokens-file", "SENDQ_API_TOKENS_FILE", "PATH",
         "file holding producer tokens as name:token,name:token (else SENDQ_API_TOKENS)", "");
+    Add("admin-tokens-file", "SENDQ_ADMIN_TOKENS_FILE", "PATH",
+        "file holding admin tokens as name:token,name:token (else SENDQ_ADMIN_TOKENS); admins "
+        "read every producer's messages and use /v1/admin/",
+        "");
+    Add("retain", "SENDQ_RETAIN", "DURATION|off",
+        "delete final messages (and their ledgers) this long after they were created", "30d");
+    Add("redact-after", "SENDQ_REDACT_AFTER", "DURATION|off",
+        "replace the body, media, stored requests and answers of final messages this old with "
+        "a marker, and the recipient with a keyed hash",
+        "off");
     Add("workers", "SENDQ_WORKERS", "N", "concurrent deliveries, 1..1024",
         std::to_string(d.workers));
     Add("max-attempts", "SENDQ_MAX_ATTEMPTS", "N", "charged attempts before a message fails",
@@ -348,6 +359,14 @@ class ServeParser {
     ParseUpstreamUrl(config);
     ParseUpstreamToken(config);
     ParseApiTokenSetting(config);
+    ParseAdminTokenSetting(config);
+    OptionalDuration("retain", config.retain);
+    OptionalDuration("redact-after", config.redact_after);
+    if (config.retain > 0 && config.redact_after > 0 && config.redact_after >= config.retain) {
+      config.warnings.push_back(
+          "--redact-after is not shorter than --retain: messages are deleted before they would "
+          "be redacted");
+    }
     Int("workers", 1, 1024, config.workers);
     Int("max-attempts", 1, INT_MAX, config.max_attempts);
     Int("http-threads", 1, 4096, config.http_threads);
@@ -680,6 +699,51 @@ class ServeParser {
     config.api_tokens = std::move(*tokens);
   }
 
+  void ParseAdminTokenSetting(Config& config) {
+    std::string text;
+    std::string origin;
+    if (auto file = Get("admin-tokens-file")) {
+      auto content = ReadSecretFile(file->text);
+      if (!content.ok()) {
+        Problem(file->origin, content.status().message());
+        return;
+      }
+      text = *content;
+      origin = fmt::format("{} '{}'", file->origin, file->text);
+      config.secret_files.push_back(file->text);
+    } else if (auto env = Env(kAdminTokensEnv)) {
+      text = *env;
+      origin = kAdminTokensEnv;
+    }
+    auto tokens = ParseApiTokens(text);
+    if (!tokens.ok()) {
+      Problem(origin, tokens.status().message());
+      return;
+    }
+    for (const auto& [name, token] : *tokens) {
+      for (const auto& [producer, producer_token] : config.api_tokens) {
+        if (token == producer_token) {
+          Problem(origin, fmt::format("admin '{}' has the token of producer '{}': an admin token "
+                                      "must be its own",
+                                      name, producer));
+          return;
+        }
+      }
+    }
+    config.admin_tokens = std::move(*tokens);
+  }
+
+  // A duration, or "off" (0).
+  void OptionalDuration(const char* flag, DurationMs& out) {
+    auto raw = Get(flag);
+    if (!raw) return;
+    if (raw->text == "off" || raw->text == "0") {
+      out = 0;
+      return;
+    }
+    Duration(flag, out);
+  }
+
   void Int(const char* flag, int64_t min, int64_t max, int& out) {
     auto raw = Get(flag);
     if (!raw) return;
@@ -758,6 +822,7 @@ Result<Config> ParseServeConfig(const std::vector<std::string>& args,
       "Secrets come from the environment or files, never from flags:\n"
       "  SENDQ_UPSTREAM_TOKEN  the AgentPhone API key (or --upstream-token-file)\n"
       "  SENDQ_API_TOKENS      producer tokens, name:token,name:token (or --api-tokens-file)\n"
+      "  SENDQ_ADMIN_TOKENS    admin tokens, name:token,name:token (or --admin-tokens-file)\n"
       "A flag wins over its environment variable. Durations: 250ms, 30s, 5m, 24h, 1h30m.");
   ServeParser parser(env);
   parser.Declare(app);

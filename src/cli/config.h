@@ -23,6 +23,10 @@ struct Config {
   std::string upstream_token;  // secret: never logged or echoed
   // producer name -> token. Secret values: never logged or echoed.
   std::map<std::string, std::string> api_tokens;
+  // admin name -> token (secret): admins read every producer's messages and use /v1/admin/.
+  std::map<std::string, std::string> admin_tokens;
+  DurationMs retain = 30 * 86'400'000LL;  // --retain: final messages are deleted after; 0 off
+  DurationMs redact_after = 0;            // --redact-after: their personal data replaced; 0 off
   int workers = 16;
   int max_attempts = 12;
   DurationMs max_age = 24 * 3'600'000LL;

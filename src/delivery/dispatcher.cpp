@@ -79,6 +79,15 @@ void Dispatcher::WakeUp() {
   if (notify) dispatch_cv_.notify_one();
 }
 
+void Dispatcher::OnPausesChanged() {
+  {
+    MutexLock guard(&mu_);
+    ++wake_generation_;
+    next_wake_at_ = std::min(next_wake_at_, clock_->NowMs());
+  }
+  dispatch_cv_.notify_one();
+}
+
 WorkerReservation::WorkerReservation(WorkerReservation&& other) noexcept
     : dispatcher_(std::exchange(other.dispatcher_, nullptr)), claim_(other.claim_) {}
 
@@ -93,7 +102,9 @@ void WorkerReservation::HandOff(std::optional<store::ClaimedMessage> claimed) {
 
 WorkerReservation Dispatcher::ReserveIdleWorker() {
   MutexLock guard(&mu_);
-  if (stopping_ || circuit_->paused() || in_flight_ >= options_.workers) return {};
+  if (stopping_ || circuit_->paused() || PausedByAdmin() || in_flight_ >= options_.workers) {
+    return {};
+  }
   ++in_flight_;
   return WorkerReservation(this, ClaimOptionsAt(clock_->NowMs(), 1));
 }
@@ -148,7 +159,12 @@ store::ClaimOptions Dispatcher::ClaimOptionsAt(TimeMs now, int limit) {
   o.max_attempts = options_.policy.max_attempts;
   o.lost_send_settles_after = options_.upstream_timeout + options_.policy.lookup_grace;
   o.pacer = &pacer_;
+  o.pauses = options_.pauses;
   return o;
+}
+
+bool Dispatcher::PausedByAdmin() const {
+  return options_.pauses != nullptr && options_.pauses->global();
 }
 
 bool Dispatcher::TakeHousekeepingTurn(TimeMs now) {
@@ -158,6 +174,8 @@ bool Dispatcher::TakeHousekeepingTurn(TimeMs now) {
 }
 
 TimeMs Dispatcher::EffectiveWakeAtLocked() const {
+  // Everything paused: nothing to claim until a resume wakes it.
+  if (PausedByAdmin()) return std::numeric_limits<TimeMs>::max();
   if (circuit_->paused()) return std::max(next_wake_at_, circuit_->next_probe_at());
   return next_wake_at_;
 }
@@ -290,7 +308,9 @@ void Dispatcher::ServeChain(UpstreamClient& client, Job first, std::mt19937_64& 
     // whose lease could run out in flight: put the claim back untouched.
     const bool lease_too_short =
         job.claim.message.lease_until.value_or(0) <= clock_->NowMs() + options_.upstream_timeout;
-    if (stopping || (!job.is_probe && circuit_->paused()) || lease_too_short) {
+    const bool paused_by_admin = options_.pauses != nullptr &&
+                                 options_.pauses->Covers(job.claim.message.sender.value_or(""));
+    if (stopping || (!job.is_probe && circuit_->paused()) || paused_by_admin || lease_too_short) {
       Status st = store_->Unclaim(job.claim.message.id, job.claim.message.version,
                                   job.claim.attempt_number);
       if (!st.ok()) {
@@ -310,7 +330,7 @@ void Dispatcher::ServeChain(UpstreamClient& client, Job first, std::mt19937_64& 
     // being recorded, so that the next send need not wait for this commit. Otherwise take
     // only the next message, and leave the rest to idle workers.
     int claim = 0;
-    if (!stopping && !circuit_->paused()) {
+    if (!stopping && !circuit_->paused() && !PausedByAdmin()) {
       const int in_hand = static_cast<int>(held.size());
       claim = busy_workers >= options_.workers ? std::max(0, 2 - in_hand) : (in_hand == 0 ? 1 : 0);
     }

@@ -25,6 +25,7 @@
 #include "delivery/metrics.h"
 #include "queue/delivery_policy.h"
 #include "queue/pacing.h"
+#include "queue/pauses.h"
 #include "queue/upstream_circuit.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -47,6 +48,8 @@ struct DispatcherOptions {
   DurationMs poll_interval = 1000;
   // How listed numbers without a country code are read when looking up unknown outcomes.
   std::string default_region = "US";
+  // An admin's pauses (none when null): a paused sender's messages are not claimed.
+  const Pauses* pauses = nullptr;
 };
 
 class Dispatcher;
@@ -86,6 +89,8 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   void Start();
+  // The admin's pauses changed: look for work afresh (a resume may have made much due).
+  void OnPausesChanged();
   // New work may be due now (the store's subscription calls this when work was added).
   void WakeUp();
   // For an enqueue that can go straight to a worker: when a worker is idle (and the upstream
@@ -146,6 +151,8 @@ class Dispatcher {
   bool TakeHousekeepingTurn(TimeMs now);
   // The time from which claiming makes sense. REQUIRES: mu_ held.
   TimeMs EffectiveWakeAtLocked() const REQUIRES(mu_);
+  // Everything is paused by an admin.
+  bool PausedByAdmin() const;
 
   // Constant after construction.
   store::Store* const store_;

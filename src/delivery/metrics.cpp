@@ -20,12 +20,6 @@ void Metrics::ObserveUpstreamLatency(DurationMs ms) {
   latency_sum_ms_.fetch_add(ms, std::memory_order_relaxed);
 }
 
-namespace {
-
-// The senders /metrics names one by one; the rest are summed as sender="other".
-constexpr size_t kMaxNamedSenders = 50;
-
-// A label value in the exposition format: backslash, quote and newline escaped.
 std::string LabelValue(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -38,6 +32,11 @@ std::string LabelValue(const std::string& s) {
   }
   return out;
 }
+
+namespace {
+
+// The senders /metrics names one by one; the rest are summed as sender="other".
+constexpr size_t kMaxNamedSenders = 50;
 
 }  // namespace
 

@@ -14,6 +14,9 @@
 
 namespace sendq::delivery {
 
+// A label value in the exposition format: backslash, quote and newline escaped.
+std::string LabelValue(const std::string& s);
+
 class Metrics {
  public:
   void CountEnqueued(int64_t n = 1) { enqueued_.fetch_add(n, std::memory_order_relaxed); }

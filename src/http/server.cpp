@@ -9,12 +9,14 @@
 // clang-format on
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cctype>
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -146,6 +148,12 @@ const std::string* Request::FindParam(std::string_view name) const {
   auto it = query.find(std::string(name));
   return it == query.end() ? nullptr : &it->second;
 }
+
+FileBody::~FileBody() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int FileBody::Release() { return std::exchange(fd_, -1); }
 
 void Response::SetHeader(std::string name, std::string value) {
   for (Header& h : headers) {
@@ -433,27 +441,59 @@ class Session : public std::enable_shared_from_this<Session> {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kWriting;
     const bool close = r.close || !keep_alive_ || server_->draining() || server_->stopping();
-    response_ = {};
-    response_.version(11);
-    response_.result(static_cast<unsigned>(r.status));
-    if (!r.content_type.empty()) response_.set(bhttp::field::content_type, r.content_type);
-    for (Header& h : r.headers) response_.insert(h.name, h.value);
-    response_.body() = std::move(r.body);
-    response_.keep_alive(!close);
-    response_.prepare_payload();
     if (log::Enabled(log::Level::kDebug)) {
       log::Debug("http_request", {{"method", request_ ? request_->method : ""},
                                   {"path", request_ ? request_->path : ""},
                                   {"status", r.status}});
     }
+    if (r.file) return WriteFile(std::move(r), close);
+    response_ = {};
+    FillHead(r, close, &response_);
+    response_.body() = std::move(r.body);
+    response_.prepare_payload();
     Arm(limits_.write_timeout);
     bhttp::async_write(socket_, response_,
                        [self = shared_from_this(), close](const error_code& ec, size_t) {
-                         self->Disarm();
-                         if (ec) return self->Close();
-                         if (close) return self->Linger();
-                         self->ReadNext();
+                         self->AfterWrite(ec, close);
                        });
+  }
+
+  template <class Body>
+  static void FillHead(Response& r, bool close, bhttp::response<Body>* out) {
+    out->version(11);
+    out->result(static_cast<unsigned>(r.status));
+    if (!r.content_type.empty()) out->set(bhttp::field::content_type, r.content_type);
+    for (Header& h : r.headers) out->insert(h.name, h.value);
+    out->keep_alive(!close);
+  }
+
+  // A body from a file, written as it is read: a large export or backup is never in memory.
+  void WriteFile(Response r, bool close) {
+    file_response_.emplace();
+    FillHead(r, close, &*file_response_);
+    beast::file file;
+    error_code ec;
+    file.native_handle(r.file->Release());
+    file_response_->body().reset(std::move(file), ec);
+    if (ec) {
+      log::Error("response_file_failed", {{"error", ec.message()}});
+      return Close();
+    }
+    file_response_->prepare_payload();
+    // The write deadline grows with the size: at least 1 MB/s.
+    Arm(limits_.write_timeout + static_cast<DurationMs>(r.file->size() / 1000));
+    bhttp::async_write(socket_, *file_response_,
+                       [self = shared_from_this(), close](const error_code& write_ec, size_t) {
+                         self->file_response_.reset();
+                         self->AfterWrite(write_ec, close);
+                       });
+  }
+
+  void AfterWrite(const error_code& ec, bool close) {
+    Disarm();
+    if (ec) return Close();
+    if (close) return Linger();
+    ReadNext();
   }
 
   // Half-closes, then drops what the client still sends until it closes too (bounded).
@@ -496,6 +536,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> body_parser_;
   std::shared_ptr<Request> request_;
   bhttp::response<bhttp::string_body> response_;
+  std::optional<bhttp::response<bhttp::file_body>> file_response_;
   bool keep_alive_ = true;
   bool timed_out_ = false;
   uint64_t timer_epoch_ = 0;

@@ -55,12 +55,32 @@ struct Request {
   const std::string* FindParam(std::string_view name) const;
 };
 
+// A response body read from an open file (a spooled export, a backup), not held in memory.
+// The descriptor is closed when the last copy of the response is gone.
+class FileBody {
+ public:
+  // Takes ownership of `fd`, an open, readable file of `size` bytes, read from its start.
+  FileBody(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  ~FileBody();
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+  // Hands the descriptor over (the caller closes it); -1 if taken already.
+  int Release();
+  uint64_t size() const { return size_; }
+
+ private:
+  int fd_;
+  uint64_t size_;
+};
+
 struct Response {
   int status = 200;
   std::string content_type;
   std::string body;
   std::vector<Header> headers;
   bool close = false;  // close the connection after this answer
+  // When set, the body is this file's content instead of `body`.
+  std::shared_ptr<FileBody> file;
 
   void SetHeader(std::string name, std::string value);
 };

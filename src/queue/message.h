@@ -127,7 +127,9 @@ inline constexpr int kMaxListLimit = 200;
 struct ListFilter {
   std::optional<std::string> agent_id;
   std::optional<std::string> to_number;  // in E.164, as stored
-  std::vector<MessageStatus> statuses;   // any of them (repeated ?status= is an OR)
+  // The same recipient as redaction stores it (a keyed hash): found as well, when set.
+  std::optional<std::string> to_number_redacted;
+  std::vector<MessageStatus> statuses;  // any of them (repeated ?status= is an OR)
   std::optional<std::string> ordering_key;
   std::optional<Priority> priority;
   std::optional<bool> scheduled;  // queued with a send_at still ahead (at `now`)

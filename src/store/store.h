@@ -17,6 +17,7 @@
 #include "queue/guards.h"
 #include "queue/message.h"
 #include "queue/pacing.h"
+#include "queue/pauses.h"
 #include "util/clock.h"
 #include "util/status.h"
 
@@ -68,6 +69,9 @@ struct ClaimOptions {
   bool housekeeping = true;
   // Pacing: a message whose sender has no token is moved to when it will, not claimed.
   Pacer* pacer = nullptr;
+  // An admin's pauses: a message of a paused sender is moved off the due order (until a
+  // resume makes it due again), not claimed.
+  const Pauses* pauses = nullptr;
 };
 
 // A message the caller now holds a lease on. message.version is the fencing token.
@@ -215,6 +219,61 @@ class Subscription {
   virtual ~Subscription() = default;
 };
 
+// Which messages an admin's bulk operation acts on. Every member narrows it.
+struct AdminFilter {
+  std::vector<MessageStatus> statuses;
+  std::optional<std::string> producer;
+  std::optional<std::string> sender;     // as messages.sender holds it
+  std::optional<std::string> to_number;  // E.164
+  std::optional<std::string> error_contains;
+  std::optional<TimeMs> created_after;   // inclusive
+  std::optional<TimeMs> created_before;  // exclusive
+};
+
+enum class BulkAction {
+  kRetry,   // failed or canceled -> queued, due now, with a fresh validity
+  kCancel,  // queued or held -> canceled
+};
+
+struct BulkResult {
+  int64_t matched = 0;
+  int64_t changed = 0;
+};
+
+// One admin action, as the audit keeps it.
+struct AuditEntry {
+  int64_t id = 0;
+  TimeMs at = 0;
+  std::string actor;
+  std::string action;
+  std::string details;  // JSON
+  std::optional<int64_t> matched;
+  std::optional<int64_t> changed;
+};
+
+// A position in the feed of changes: the message changed at `updated_at`, then `id`.
+struct ChangeCursor {
+  TimeMs updated_at = 0;
+  std::string id;
+};
+
+// The rewrite of a message's personal data (--redact-after): its recipient becomes what
+// `recipient` makes of it, everything else personal becomes kRedactedMarker.
+inline constexpr const char* kRedactedMarker = "[redacted]";
+using RecipientRedactor = std::function<std::string(const std::string& number)>;
+
+// What one pass of retention or redaction did.
+struct MaintenanceStep {
+  int64_t messages = 0;  // deleted or redacted
+  bool more = false;     // it stopped at its limit: there is more to do now
+};
+
+// The database file's size and the free part of it.
+struct SpaceUsage {
+  int64_t bytes = 0;
+  int64_t free_bytes = 0;
+};
+
 struct Stats {
   std::map<MessageStatus, int64_t> by_status;
   std::optional<TimeMs> oldest_queued_created_at;
@@ -244,7 +303,8 @@ class Store {
   virtual Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(
       const std::vector<NewMessage>& batch) = 0;
 
-  // Another producer's message is NotFound, exactly like a missing one.
+  // Another producer's message is NotFound, exactly like a missing one. List with producer ""
+  // lists every producer's messages (for admins).
   virtual Result<Message> Get(const std::string& producer, const std::string& id) = 0;
   virtual Result<std::vector<Attempt>> ListAttempts(const std::string& producer,
                                                     const std::string& id) = 0;
@@ -335,6 +395,47 @@ class Store {
 
   // Counts at `now`. Reads every queued message once (for /metrics, not for a hot path).
   virtual Result<Stats> GetStats(TimeMs now) = 0;
+  // by_status and the oldest queued message of one producer.
+  virtual Result<Stats> GetProducerStats(const std::string& producer) = 0;
+
+  // --- Operators ---
+  // The producer whose message `id` is; nullopt if there is none.
+  virtual Result<std::optional<std::string>> OwnerOf(const std::string& id) = 0;
+  // Applies `action` to every message `filter` matches (unless `dry_run`), in transactions of
+  // at most `batch` messages so that nothing else waits long. `expires_at` is a retried
+  // message's new validity. `progress` (optional) is told the running result after each batch.
+  virtual Result<BulkResult> Bulk(BulkAction action, const AdminFilter& filter, bool dry_run,
+                                  TimeMs now, TimeMs expires_at, int batch,
+                                  const std::function<void(const BulkResult&)>& progress) = 0;
+  virtual Result<PauseState> LoadPauses() = 0;
+  // Pauses (or resumes) `sender` (kPauseEverything: everything; a resume of everything lifts
+  // every pause). A resumed sender's messages that a pause moved are due now. Returns the
+  // pauses now in force.
+  virtual Result<PauseState> SetPause(const std::string& sender, bool paused,
+                                      const std::string& actor, TimeMs now) = 0;
+  virtual Status AppendAudit(const AuditEntry& entry) = 0;
+  // Newest first, ids below `before_id` (0: from the newest).
+  virtual Result<std::vector<AuditEntry>> ListAudit(int64_t before_id, int limit) = 0;
+  // Messages of `producer` ("" every producer's) changed after `after`, oldest change first.
+  virtual Result<std::vector<Message>> ListChanges(const std::string& producer,
+                                                   const ChangeCursor& after, int limit) = 0;
+  // Every message of `producer` ("" every producer's) that `filter` matches (its limit and
+  // cursor aside), oldest first, from one snapshot, handed to `sink` one by one with its
+  // attempts when `with_attempts`. A sink error stops it and is returned.
+  virtual Status Export(
+      const std::string& producer, const ListFilter& filter, bool with_attempts,
+      const std::function<Status(const Message&, const std::vector<Attempt>&)>& sink) = 0;
+  // A consistent copy of the whole database, written to the new file `path`.
+  virtual Status Backup(const std::string& path) = 0;
+  // Deletes up to `limit` final messages created before `cutoff`, with their ledgers.
+  virtual Result<MaintenanceStep> DeleteFinalBefore(TimeMs cutoff, int limit) = 0;
+  // Redacts up to `limit` final messages created before `cutoff` that are not redacted yet.
+  virtual Result<MaintenanceStep> RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
+                                                    const RecipientRedactor& recipient) = 0;
+  // Gives up to `pages` free pages back to the file system, and empties the write-ahead log
+  // when no reader needs it (so that what was deleted or redacted is gone from the files).
+  virtual Status ReclaimSpace(int pages) = 0;
+  virtual Result<SpaceUsage> GetSpaceUsage() = 0;
   // A write round trip, for readiness.
   virtual Status CheckWritable() = 0;
 

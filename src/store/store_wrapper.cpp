@@ -109,6 +109,59 @@ Result<std::optional<std::string>> StoreWrapper::FindByProviderId(
 }
 Result<std::optional<TimeMs>> StoreWrapper::NextWakeAt() { return inner_->NextWakeAt(); }
 Result<Stats> StoreWrapper::GetStats(TimeMs now) { return inner_->GetStats(now); }
+
+Result<Stats> StoreWrapper::GetProducerStats(const std::string& producer) {
+  return inner_->GetProducerStats(producer);
+}
+
+Result<std::optional<std::string>> StoreWrapper::OwnerOf(const std::string& id) {
+  return inner_->OwnerOf(id);
+}
+
+Result<BulkResult> StoreWrapper::Bulk(BulkAction action, const AdminFilter& filter, bool dry_run,
+                                      TimeMs now, TimeMs expires_at, int batch,
+                                      const std::function<void(const BulkResult&)>& progress) {
+  return inner_->Bulk(action, filter, dry_run, now, expires_at, batch, progress);
+}
+
+Result<PauseState> StoreWrapper::LoadPauses() { return inner_->LoadPauses(); }
+
+Result<PauseState> StoreWrapper::SetPause(const std::string& sender, bool paused,
+                                          const std::string& actor, TimeMs now) {
+  return inner_->SetPause(sender, paused, actor, now);
+}
+
+Status StoreWrapper::AppendAudit(const AuditEntry& entry) { return inner_->AppendAudit(entry); }
+
+Result<std::vector<AuditEntry>> StoreWrapper::ListAudit(int64_t before_id, int limit) {
+  return inner_->ListAudit(before_id, limit);
+}
+
+Result<std::vector<Message>> StoreWrapper::ListChanges(const std::string& producer,
+                                                       const ChangeCursor& after, int limit) {
+  return inner_->ListChanges(producer, after, limit);
+}
+
+Status StoreWrapper::Export(
+    const std::string& producer, const ListFilter& filter, bool with_attempts,
+    const std::function<Status(const Message&, const std::vector<Attempt>&)>& sink) {
+  return inner_->Export(producer, filter, with_attempts, sink);
+}
+
+Status StoreWrapper::Backup(const std::string& path) { return inner_->Backup(path); }
+
+Result<MaintenanceStep> StoreWrapper::DeleteFinalBefore(TimeMs cutoff, int limit) {
+  return inner_->DeleteFinalBefore(cutoff, limit);
+}
+
+Result<MaintenanceStep> StoreWrapper::RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
+                                                        const RecipientRedactor& recipient) {
+  return inner_->RedactFinalBefore(cutoff, limit, now, recipient);
+}
+
+Status StoreWrapper::ReclaimSpace(int pages) { return inner_->ReclaimSpace(pages); }
+
+Result<SpaceUsage> StoreWrapper::GetSpaceUsage() { return inner_->GetSpaceUsage(); }
 Status StoreWrapper::CheckWritable() { return inner_->CheckWritable(); }
 std::unique_ptr<Subscription> StoreWrapper::Subscribe(ChangeListener listener) {
   return inner_->Subscribe(std::move(listener));

@@ -72,6 +72,27 @@ class StoreWrapper : public Store {
                                                       const std::string& except_id) override;
   Result<std::optional<TimeMs>> NextWakeAt() override;
   Result<Stats> GetStats(TimeMs now) override;
+  Result<Stats> GetProducerStats(const std::string& producer) override;
+  Result<std::optional<std::string>> OwnerOf(const std::string& id) override;
+  Result<BulkResult> Bulk(BulkAction action, const AdminFilter& filter, bool dry_run, TimeMs now,
+                          TimeMs expires_at, int batch,
+                          const std::function<void(const BulkResult&)>& progress) override;
+  Result<PauseState> LoadPauses() override;
+  Result<PauseState> SetPause(const std::string& sender, bool paused, const std::string& actor,
+                              TimeMs now) override;
+  Status AppendAudit(const AuditEntry& entry) override;
+  Result<std::vector<AuditEntry>> ListAudit(int64_t before_id, int limit) override;
+  Result<std::vector<Message>> ListChanges(const std::string& producer, const ChangeCursor& after,
+                                           int limit) override;
+  Status Export(
+      const std::string& producer, const ListFilter& filter, bool with_attempts,
+      const std::function<Status(const Message&, const std::vector<Attempt>&)>& sink) override;
+  Status Backup(const std::string& path) override;
+  Result<MaintenanceStep> DeleteFinalBefore(TimeMs cutoff, int limit) override;
+  Result<MaintenanceStep> RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
+                                            const RecipientRedactor& recipient) override;
+  Status ReclaimSpace(int pages) override;
+  Result<SpaceUsage> GetSpaceUsage() override;
   Status CheckWritable() override;
   std::unique_ptr<Subscription> Subscribe(ChangeListener listener) override;
 

@@ -10,7 +10,7 @@ namespace sendq {
 Result<DurationMs> ParseDuration(const std::string& text) {
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument(fmt::format(
-        "bad duration '{}': {} (use a number with ms, s, m or h, e.g. 30s)", text, why));
+        "bad duration '{}': {} (use a number with ms, s, m, h or d, e.g. 30s)", text, why));
   };
   if (text.empty()) return bad("empty");
   DurationMs total = 0;
@@ -35,6 +35,8 @@ Result<DurationMs> ParseDuration(const std::string& text) {
       scale = 60'000;
     } else if (unit == "h") {
       scale = 3'600'000;
+    } else if (unit == "d") {
+      scale = 86'400'000;
     } else if (unit.empty()) {
       return bad("missing unit");
     } else {
@@ -44,6 +46,14 @@ Result<DurationMs> ParseDuration(const std::string& text) {
     total += number * scale;
   }
   return total;
+}
+
+Result<DurationMs> ParseDurationOrSeconds(const std::string& text) {
+  if (!text.empty() && text.size() <= 9 &&
+      text.find_first_not_of("0123456789") == std::string::npos) {
+    return std::stoll(text) * 1000;
+  }
+  return ParseDuration(text);
 }
 
 std::string FormatDuration(DurationMs ms) {

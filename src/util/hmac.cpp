@@ -54,4 +54,8 @@ std::string RandomHex(size_t n) {
   return Hex(reinterpret_cast<const unsigned char*>(bytes.data()), n);
 }
 
+std::string RedactedRecipient(std::string_view key, std::string_view number) {
+  return "redacted:" + HmacSha256Hex(key, std::string("recipient:").append(number)).substr(0, 32);
+}
+
 }  // namespace sendq

@@ -23,4 +23,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // `n` random bytes from the OS's generator, as lower-case hex (2n characters).
 std::string RandomHex(size_t n);
 
+// A recipient as redaction keeps it: "redacted:" and a keyed hash of the E.164 number, so that
+// whoever holds the key and the number finds its messages, and nobody reads the number back.
+std::string RedactedRecipient(std::string_view key, std::string_view number);
+
 }  // namespace sendq

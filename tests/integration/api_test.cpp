@@ -619,10 +619,12 @@ TEST_CASE("api: GET ?wait= long-polls until the message is final") {
   CHECK(r.json.at("status") == "sent");
   CHECK(r.json.at("provider_message_id").is_string());
   CHECK(SendsFor(*s.upstream, id).size() == 1);
+  // A bare number is seconds.
+  CHECK(s.sendq->Get("/v1/messages/" + id + "?wait=10").json.at("status") == "sent");
 
   for (const auto& [query, name] : std::vector<std::pair<std::string, std::string>>{
            {"wait=bogus", "wait"},
-           {"wait=10", "wait"},
+           {"wait=61", "wait"},
            {"wait=2m", "wait"},
            {"wait=1s&after_version=abc", "after_version"}}) {
     INFO("query: " << query);

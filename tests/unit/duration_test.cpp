@@ -39,6 +39,8 @@ TEST_CASE("ParseDuration: single units") {
 
 TEST_CASE("ParseDuration: sums") {
   CHECK(Parsed("1h30m") == 5'400'000);
+  CHECK(Parsed("30d") == 30 * 86'400'000LL);
+  CHECK(Parsed("1d12h") == 36 * 3'600'000LL);
   CHECK(Parsed("1m30s") == 90'000);
   CHECK(Parsed("2s500ms") == 2500);
   CHECK(Parsed("1h1m1s1ms") == 3'661'001);
@@ -65,7 +67,7 @@ TEST_CASE("ParseDuration: errors") {
   // Unknown units.
   CheckRejected("10x");
   CheckRejected("5sec");
-  CheckRejected("1d");
+  CheckRejected("1w");
   CheckRejected("5S");
   CheckRejected("5H");
   CheckRejected("2us");

@@ -31,12 +31,23 @@ std::vector<std::string> SplitZones(const std::string& zones) {
   return out;
 }
 
-// Not now: due at `at` instead, without an attempt. `booked`: `at` is its pacing slot.
-Status Postpone(Db& db, const std::string& id, TimeMs at, bool booked) {
+// Why a message was postponed: messages.paced.
+enum class PostponedFor : int64_t {
+  kWindowOrPause = 0,  // its window, or a 429 pause: it books a pacing slot when due
+  kPacingSlot = 1,     // `at` is the pacing slot booked for it
+  kAdminPause = 2,     // its sender is paused: a resume makes it due at once
+};
+
+// An admin-paused sender's due message is looked at again this long after (a resume makes it
+// due at once; this only bounds how long a missed resume could keep it).
+constexpr DurationMs kAdminPauseRecheck = 3'600'000;
+
+// Not now: due at `at` instead, without an attempt.
+Status Postpone(Db& db, const std::string& id, TimeMs at, PostponedFor why) {
   Result<Stmt*> stmt =
       db.Prepare("UPDATE messages SET next_attempt_at = ?2, paced = ?3 WHERE id = ?1");
   if (!stmt.ok()) return stmt.status();
-  (*stmt)->Bind(1, id).Bind(2, at).Bind(3, int64_t{booked ? 1 : 0});
+  (*stmt)->Bind(1, id).Bind(2, at).Bind(3, static_cast<int64_t>(why));
   return (*stmt)->Run();
 }
 
@@ -83,6 +94,7 @@ Result<std::vector<ClaimedMessage>> Claimer::Claim(Db& db, const ClaimOptions& o
     if (!st.ok()) return st;
   }
   std::vector<ClaimedMessage> out;
+  if (o.pauses != nullptr && o.pauses->global()) return out;  // an admin paused everything
   // Each round claims from the first priority that has an admissible due message, as many as
   // the bulk share allows, then looks at the order again.
   for (int round = 0; static_cast<int>(out.size()) < o.limit && round < kMaxClaimRounds; ++round) {
@@ -153,7 +165,8 @@ Result<std::vector<Claimer::Candidate>> Claimer::DueCandidates(Db& db, Priority 
     if (!*row) break;
     Stmt& r = **stmt;
     out.push_back(Candidate{r.Text(0), r.Text(1), r.OptText(2), r.OptText(3).value_or(""),
-                            r.OptText(4), r.OptText(5), r.Int(6) != 0});
+                            r.OptText(4), r.OptText(5),
+                            r.Int(6) == static_cast<int64_t>(PostponedFor::kPacingSlot)});
   }
   return out;
 }
@@ -175,6 +188,15 @@ Result<std::vector<ClaimedMessage>> Claimer::AdmitAndLease(Db& db,
         }
         continue;
       }
+    }
+    if (o.pauses != nullptr && o.pauses->Covers(c.sender)) {
+      // Everything paused: it stays due. Its sender paused: off the due order until resumed.
+      if (o.pauses->global()) continue;
+      if (Status st = Postpone(db, c.id, o.now + kAdminPauseRecheck, PostponedFor::kAdminPause);
+          !st.ok()) {
+        return st;
+      }
+      continue;
     }
     TimeMs allowed = o.now;
     bool booked = false;  // `allowed` is a pacing slot booked for this message
@@ -198,7 +220,8 @@ Result<std::vector<ClaimedMessage>> Claimer::AdmitAndLease(Db& db,
       }
     }
     if (allowed > o.now) {
-      if (Status st = Postpone(db, c.id, allowed, booked); !st.ok()) return st;
+      const PostponedFor why = booked ? PostponedFor::kPacingSlot : PostponedFor::kWindowOrPause;
+      if (Status st = Postpone(db, c.id, allowed, why); !st.ok()) return st;
       continue;
     }
     Result<std::optional<ClaimedMessage>> leased = Lease(db, c.id, o);

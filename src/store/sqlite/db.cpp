@@ -165,6 +165,19 @@ void Db::ResetAll() {
   for (auto& entry : cache_) entry.second->Reset();
 }
 
+Status Db::TruncateLog() {
+  sqlite3_busy_timeout(db_, 0);
+  int log_frames = 0;
+  int copied = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &copied);
+  sqlite3_busy_timeout(db_, 5000);
+  if (rc == SQLITE_BUSY || (rc == SQLITE_OK && log_frames != 0)) {
+    return Status::Unavailable("the write-ahead log is still in use");
+  }
+  return SqliteStatus(db_, rc, "checkpoint");
+}
+
 int64_t Db::RowsChanged() const { return sqlite3_changes64(db_); }
 
 bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }

@@ -78,6 +78,9 @@ class Db {
   // (and so an old snapshot) open; call this whenever a unit of work is done.
   void ResetAll();
   int64_t RowsChanged() const;  // rows the last statement changed
+  // Copies the write-ahead log into the database and truncates it to zero bytes, without
+  // waiting: Unavailable when a reader still needs part of it (try again later).
+  Status TruncateLog();
   bool InTransaction() const;
 
   // What the current transaction changed, for the store's subscribers (a commit wakes only

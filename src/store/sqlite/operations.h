@@ -156,6 +156,9 @@ Result<Message> CancelQueued(Db& db, const std::string& producer, const std::str
                              TimeMs now);
 Result<Message> RetryFailed(Db& db, const std::string& producer, const std::string& id, TimeMs now,
                             TimeMs expires_at);
+// An admin's retry: failed or canceled -> queued.
+Result<Message> RetryFinal(Db& db, const std::string& producer, const std::string& id, TimeMs now,
+                           TimeMs expires_at);
 Result<Message> ReleaseHeld(Db& db, const std::string& producer, const std::string& id, TimeMs now);
 Result<std::pair<int64_t, int64_t>> ResolveHeld(Db& db, const std::string& producer,
                                                 const std::optional<std::string>& to_number,
@@ -170,9 +173,43 @@ Status VoidLeases(Db& db, TimeMs now);
 Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
                                           const std::string& id);
 Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFilter& filter);
+Result<std::vector<Attempt>> ReadAttempts(Db& db, const Message& message);
+Status ExportMessages(
+    Db& db, const std::string& producer, const ListFilter& filter, bool with_attempts,
+    const std::function<Status(const Message&, const std::vector<Attempt>&)>& sink);
 Result<std::optional<TimeMs>> NextWakeAt(Db& db);
 Result<std::optional<std::string>> FindByProviderId(Db& db, const std::string& provider_message_id,
                                                     const std::string& except_id);
 Result<Stats> ReadStats(Db& db, TimeMs now);
+
+// --- admin.cpp: operators ------------------------------------------------------------------
+
+Result<std::optional<std::string>> OwnerOf(Db& db, const std::string& id);
+// Up to `limit` (id, producer) pairs that `filter` matches, with ids above `after_id`.
+Result<std::vector<std::pair<std::string, std::string>>> SelectForAdmin(Db& db,
+                                                                        const AdminFilter& filter,
+                                                                        const std::string& after_id,
+                                                                        int limit);
+// How many of `messages` it changed (those no longer in a state it applies to are left).
+Result<int64_t> ApplyBulk(Db& db, BulkAction action,
+                          const std::vector<std::pair<std::string, std::string>>& messages,
+                          TimeMs now, TimeMs expires_at);
+Result<PauseState> LoadPauses(Db& db);
+Result<PauseState> SetPause(Db& db, const std::string& sender, bool paused,
+                            const std::string& actor, TimeMs now);
+Status AppendAudit(Db& db, const AuditEntry& entry);
+Result<std::vector<AuditEntry>> ListAudit(Db& db, int64_t before_id, int limit);
+Result<std::vector<Message>> ListChanges(Db& db, const std::string& producer,
+                                         const ChangeCursor& after, int limit);
+Result<Stats> ReadProducerStats(Db& db, const std::string& producer);
+
+// --- maintenance.cpp: retention, redaction, space, backup -------------------------------------
+
+Result<MaintenanceStep> DeleteFinalBefore(Db& db, TimeMs cutoff, int limit);
+Result<MaintenanceStep> RedactFinalBefore(Db& db, TimeMs cutoff, int limit, TimeMs now,
+                                          const RecipientRedactor& recipient);
+Status IncrementalVacuum(Db& db, int pages);
+Result<SpaceUsage> ReadSpaceUsage(Db& db);
+Status BackupInto(Db& db, const std::string& path);
 
 }  // namespace sendq::store

@@ -7,18 +7,12 @@
 
 namespace sendq::store {
 
-Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
-                                          const std::string& id) {
-  // One read transaction, so the message and its ledger agree.
-  Transaction txn(&db);
-  Result<std::optional<Message>> m = FindMessage(db, producer, id);
-  if (!m.ok()) return m.status();
-  if (!*m) return NotFound(id);
+Result<std::vector<Attempt>> ReadAttempts(Db& db, const Message& m) {
   Result<Stmt*> stmt = db.Prepare(
       "SELECT number, started_at, finished_at, outcome, http_status, error, response_body, "
       "charged FROM attempts WHERE message_id = ?1 ORDER BY number");
   if (!stmt.ok()) return stmt.status();
-  (*stmt)->Bind(1, id);
+  (*stmt)->Bind(1, m.id);
   std::vector<Attempt> out;
   for (;;) {
     Result<bool> row = (*stmt)->Step();
@@ -26,7 +20,7 @@ Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
     if (!*row) break;
     Stmt& s = **stmt;
     Attempt a;
-    a.message_id = id;
+    a.message_id = m.id;
     a.number = static_cast<int>(s.Int(0));
     a.started_at = s.Int(1);
     a.finished_at = s.OptInt(2);
@@ -37,18 +31,31 @@ Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
     a.charged = s.Int(7) != 0;
     // The answer of the attempt that sent (or found) the message is kept once, in `answers`.
     if ((a.outcome == AttemptOutcome::kSent || a.outcome == AttemptOutcome::kReconciled) &&
-        !a.response_body && (*m)->upstream_response) {
-      a.response_body = TruncateStoredResponse(*(*m)->upstream_response);
+        !a.response_body && m.upstream_response) {
+      a.response_body = TruncateStoredResponse(*m.upstream_response);
     }
     out.push_back(std::move(a));
   }
   return out;
 }
 
-Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFilter& f) {
-  std::string sql = "SELECT " SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGES_FROM " WHERE producer = ?1";
-  // Every filter has a fixed parameter number, so the SQL text (and its cached statement)
-  // depends only on which filters are present.
+Result<std::vector<Attempt>> ListAttempts(Db& db, const std::string& producer,
+                                          const std::string& id) {
+  // One read transaction, so the message and its ledger agree.
+  Transaction txn(&db);
+  Result<std::optional<Message>> m = FindMessage(db, producer, id);
+  if (!m.ok()) return m.status();
+  if (!*m) return NotFound(id);
+  return ReadAttempts(db, **m);
+}
+
+namespace {
+
+// The conditions of a list's filters, for `producer` ("": every producer). Every filter has a
+// fixed parameter number, so the SQL text (and its cached statement) depends only on which
+// filters are present.
+std::string ListConditions(const std::string& producer, const ListFilter& f) {
+  std::string sql = producer.empty() ? " WHERE 1" : " WHERE producer = ?1";
   if (!f.statuses.empty()) {
     // At most five statuses: each list of them is its own cached statement.
     sql += " AND status IN (";
@@ -65,27 +72,40 @@ Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFil
         Sql(" AND NOT (status = {queued} AND coalesce(send_at > ?12, 0))");
     sql += *f.scheduled ? scheduled : not_scheduled;
   }
-
   if (f.agent_id) sql += " AND agent_id = ?3";
-  if (f.to_number) sql += " AND to_number = ?4";
+  if (f.to_number)
+    sql += f.to_number_redacted ? " AND to_number IN (?4, ?13)" : " AND to_number = ?4";
   if (f.provider_message_id) sql += " AND provider_message_id = ?5";
   // Ids begin with their creation time, so time bounds are id bounds and use the index.
   if (f.created_after) sql += " AND id >= ?6";
   if (f.created_before) sql += " AND id < ?7";
-  if (f.before_id) sql += " AND id < ?8";
-  sql += " ORDER BY id DESC LIMIT ?9";
-  Result<Stmt*> stmt = db.Prepare(sql.c_str());
-  if (!stmt.ok()) return stmt.status();
-  Stmt& s = **stmt;
-  s.Bind(1, producer);
+  return sql;
+}
+
+void BindListFilter(Stmt& s, const std::string& producer, const ListFilter& f) {
+  if (!producer.empty()) s.Bind(1, producer);
   if (f.ordering_key) s.Bind(10, *f.ordering_key);
   if (f.priority) s.Bind(11, static_cast<int64_t>(*f.priority));
   if (f.scheduled) s.Bind(12, f.now);
   if (f.agent_id) s.Bind(3, *f.agent_id);
   if (f.to_number) s.Bind(4, *f.to_number);
+  if (f.to_number && f.to_number_redacted) s.Bind(13, *f.to_number_redacted);
   if (f.provider_message_id) s.Bind(5, *f.provider_message_id);
   if (f.created_after) s.Bind(6, MinMessageIdAt(*f.created_after));
   if (f.created_before) s.Bind(7, MinMessageIdAt(*f.created_before));
+}
+
+}  // namespace
+
+Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFilter& f) {
+  std::string sql = "SELECT " SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGES_FROM;
+  sql += ListConditions(producer, f);
+  if (f.before_id) sql += " AND id < ?8";
+  sql += " ORDER BY id DESC LIMIT ?9";
+  Result<Stmt*> stmt = db.Prepare(sql.c_str());
+  if (!stmt.ok()) return stmt.status();
+  Stmt& s = **stmt;
+  BindListFilter(s, producer, f);
   if (f.before_id) s.Bind(8, *f.before_id);
   s.Bind(9, static_cast<int64_t>(f.limit) + 1);
   Result<std::vector<Message>> rows = CollectMessages(&s);
@@ -97,6 +117,40 @@ Result<ListPage> ListMessages(Db& db, const std::string& producer, const ListFil
     page.messages.resize(f.limit);
   }
   return page;
+}
+
+Status ExportMessages(
+    Db& db, const std::string& producer, const ListFilter& f, bool with_attempts,
+    const std::function<Status(const Message&, const std::vector<Attempt>&)>& sink) {
+  // One read transaction: every page comes from the same snapshot.
+  Transaction txn(&db);
+  if (!txn.begin_status().ok()) return txn.begin_status();
+  std::string sql = "SELECT " SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGES_FROM;
+  sql += ListConditions(producer, f);
+  sql += " AND id > ?8 ORDER BY id LIMIT ?9";
+  constexpr int kPage = 500;
+  std::string after;  // below every id
+  const std::vector<Attempt> none;
+  for (;;) {
+    Result<Stmt*> stmt = db.Prepare(sql.c_str());
+    if (!stmt.ok()) return stmt.status();
+    BindListFilter(**stmt, producer, f);
+    (*stmt)->Bind(8, after).Bind(9, int64_t{kPage});
+    Result<std::vector<Message>> page = CollectMessages(*stmt);
+    if (!page.ok()) return page.status();
+    for (const Message& m : *page) {
+      if (with_attempts) {
+        Result<std::vector<Attempt>> attempts = ReadAttempts(db, m);
+        if (!attempts.ok()) return attempts.status();
+        if (Status st = sink(m, *attempts); !st.ok()) return st;
+      } else if (Status st = sink(m, none); !st.ok()) {
+        return st;
+      }
+    }
+    if (page->size() < static_cast<size_t>(kPage)) break;
+    after = page->back().id;
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<std::string>> FindByProviderId(Db& db, const std::string& provider_message_id,

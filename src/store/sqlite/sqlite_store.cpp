@@ -354,6 +354,123 @@ class SqliteStore final : public Store {
     return ReadStats(**db, now);
   }
 
+  Result<Stats> GetProducerStats(const std::string& producer) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return ReadProducerStats(**db, producer);
+  }
+
+  Result<std::optional<std::string>> OwnerOf(const std::string& id) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::OwnerOf(**db, id);
+  }
+
+  Result<BulkResult> Bulk(BulkAction action, const AdminFilter& filter, bool dry_run, TimeMs now,
+                          TimeMs expires_at, int batch,
+                          const std::function<void(const BulkResult&)>& progress) override {
+    BulkResult result;
+    std::string after;
+    for (;;) {
+      // Selected on a reader, changed in a writer transaction of its own: enqueues and
+      // deliveries go on between batches.
+      Result<std::vector<std::pair<std::string, std::string>>> selected =
+          [&]() -> Result<std::vector<std::pair<std::string, std::string>>> {
+        Result<ReaderPool::Lease> db = readers_.Acquire();
+        if (!db.ok()) return db.status();
+        auto ids = SelectForAdmin(**db, filter, after, batch);
+        (*db)->ResetAll();
+        return ids;
+      }();
+      if (!selected.ok()) return selected.status();
+      if (selected->empty()) break;
+      result.matched += static_cast<int64_t>(selected->size());
+      after = selected->back().first;
+      if (!dry_run) {
+        Result<int64_t> changed = writer_.Call<int64_t>(
+            [&](Db& db) { return ApplyBulk(db, action, *selected, now, expires_at); });
+        if (!changed.ok()) return changed.status();
+        result.changed += *changed;
+      }
+      if (progress) progress(result);
+      if (selected->size() < static_cast<size_t>(batch)) break;
+    }
+    return result;
+  }
+
+  Result<PauseState> LoadPauses() override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::LoadPauses(**db);
+  }
+
+  Result<PauseState> SetPause(const std::string& sender, bool paused, const std::string& actor,
+                              TimeMs now) override {
+    return writer_.Call<PauseState>(
+        [&](Db& db) { return store::SetPause(db, sender, paused, actor, now); });
+  }
+
+  Status AppendAudit(const AuditEntry& entry) override {
+    return writer_.Run([&](Db& db) { return store::AppendAudit(db, entry); });
+  }
+
+  Result<std::vector<AuditEntry>> ListAudit(int64_t before_id, int limit) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::ListAudit(**db, before_id, limit);
+  }
+
+  Result<std::vector<Message>> ListChanges(const std::string& producer, const ChangeCursor& after,
+                                           int limit) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return store::ListChanges(**db, producer, after, limit);
+  }
+
+  Status Export(
+      const std::string& producer, const ListFilter& filter, bool with_attempts,
+      const std::function<Status(const Message&, const std::vector<Attempt>&)>& sink) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    Status st = ExportMessages(**db, producer, filter, with_attempts, sink);
+    (*db)->ResetAll();
+    return st;
+  }
+
+  Status Backup(const std::string& path) override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return BackupInto(**db, path);
+  }
+
+  Result<MaintenanceStep> DeleteFinalBefore(TimeMs cutoff, int limit) override {
+    return writer_.Call<MaintenanceStep>(
+        [&](Db& db) { return store::DeleteFinalBefore(db, cutoff, limit); });
+  }
+
+  Result<MaintenanceStep> RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
+                                            const RecipientRedactor& recipient) override {
+    return writer_.Call<MaintenanceStep>(
+        [&](Db& db) { return store::RedactFinalBefore(db, cutoff, limit, now, recipient); });
+  }
+
+  Status ReclaimSpace(int pages) override {
+    if (Status st = writer_.Run([&](Db& db) { return IncrementalVacuum(db, pages); }); !st.ok()) {
+      return st;
+    }
+    // The log is emptied from a reader connection, outside any transaction, and only when no
+    // reader still needs what it holds (otherwise it waits for the next call).
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return (*db)->TruncateLog();
+  }
+
+  Result<SpaceUsage> GetSpaceUsage() override {
+    Result<ReaderPool::Lease> db = readers_.Acquire();
+    if (!db.ok()) return db.status();
+    return ReadSpaceUsage(**db);
+  }
+
   Status CheckWritable() override {
     return writer_.Run([](Db& db) { return db.Exec("PRAGMA user_version"); });
   }
@@ -392,6 +509,13 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOpt
   }
   Result<std::unique_ptr<Db>> db = Db::Open(path, options.synchronous_full);
   if (!db.ok()) return db.status();
+  // A new database gives freed pages back to the file system on request (retention); the
+  // mode can only be chosen before the first table is made.
+  if (Status st = (*db)->Exec("PRAGMA auto_vacuum = INCREMENTAL"); !st.ok()) return st;
+  // Deleted and overwritten content is zeroed, so redacted data is gone from the file.
+  if (options.secure_delete) {
+    if (Status st = (*db)->Exec("PRAGMA secure_delete = ON"); !st.ok()) return st;
+  }
   if (Status st = ApplyMigrations(**db); !st.ok()) return st;
   auto store =
       std::make_unique<SqliteStore>(std::move(*lock), std::move(*db), path, options, clock);

@@ -15,6 +15,8 @@ struct StoreOptions {
   bool synchronous_full = true;
   // Read connections open at once, at most; a read beyond them waits for one to be free.
   int max_readers = 32;
+  // Zero what is deleted or overwritten (for redaction), at some cost in writes.
+  bool secure_delete = false;
 };
 
 // Opens or creates the database at `path`, applies pending migrations and takes an exclusive

@@ -95,6 +95,14 @@ Result<Message> RetryFailed(Db& db, const std::string& producer, const std::stri
   return Requeue(db, *current, now, expires_at, /*reset_attempts=*/true);
 }
 
+Result<Message> RetryFinal(Db& db, const std::string& producer, const std::string& id, TimeMs now,
+                           TimeMs expires_at) {
+  Result<Message> current =
+      FindIn(db, producer, id, {MessageStatus::kFailed, MessageStatus::kCanceled});
+  if (!current.ok()) return current.status();
+  return Requeue(db, *current, now, expires_at, /*reset_attempts=*/true);
+}
+
 Result<Message> ReleaseHeld(Db& db, const std::string& producer, const std::string& id,
                             TimeMs now) {
   Result<Message> current = FindIn(db, producer, id, {MessageStatus::kHeld});

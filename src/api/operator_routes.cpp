@@ -489,7 +489,7 @@ Response ApiServer::HandleExport(const Request& req) {
       producer, query.filter, with_attempts,
       [&](const Message& m, const std::vector<Attempt>& attempts) -> Status {
         ++count;
-        Json record = MessageRecord(m);
+        Json record = Record(m);
         Json ledger = Json::array();
         for (const Attempt& a : attempts) ledger.push_back(AttemptRecord(a));
         if (!csv) {

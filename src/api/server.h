@@ -56,8 +56,10 @@ struct ServerOptions {
   // Set when redaction is on: the key of redacted recipients, so that a to_number filter also
   // finds the messages redacted since.
   std::string recipient_key;
-  int bulk_batch = 200;  // messages per transaction of an admin's bulk operation
-  std::string openapi;   // GET /openapi.json
+  // Messages per writer transaction of an admin's bulk operation: an enqueue waits for at
+  // most one such transaction.
+  int bulk_batch = 50;
+  std::string openapi;                           // GET /openapi.json
   DurationMs retry_validity = 24 * 3'600'000LL;  // a retried message's new validity (--max-age)
 };
 

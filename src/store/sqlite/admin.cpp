@@ -179,8 +179,9 @@ Result<std::vector<AuditEntry>> ListAudit(Db& db, int64_t before_id, int limit) 
 Result<std::vector<Message>> ListChanges(Db& db, const std::string& producer,
                                          const ChangeCursor& after, int limit) {
   // The index gives the order; a producer's feed reads past other producers' changes.
-  std::string sql = "SELECT " SENDQ_MESSAGE_COLUMNS SENDQ_MESSAGES_FROM
-                    " INDEXED BY messages_updated WHERE (updated_at, id) > (?1, ?2)";
+  std::string sql = "SELECT " SENDQ_MESSAGE_COLUMNS
+                    " FROM messages INDEXED BY messages_updated JOIN requests USING (id) "
+                    "LEFT JOIN answers USING (id) WHERE (updated_at, id) > (?1, ?2)";
   if (!producer.empty()) sql += " AND producer = ?3";
   sql += " ORDER BY updated_at, id LIMIT ?4";
   Result<Stmt*> stmt = db.Prepare(sql.c_str());

@@ -1,6 +1,8 @@
 // sendq: a durable outbound message queue for AgentPhone.
 //
-//   sendq serve [flags]   run the service (see --help)
+//   sendq serve [flags]        run the service (see sendq serve --help)
+//   sendq COMMAND [options]    talk to a running sendq: send, get, list, tail, stats, admin...
+//                              (cli/commands.h; sendq help lists them)
 //
 // Signals: SIGTERM and SIGINT stop intake (503 to new enqueues), let in-flight sends finish
 // within --drain-timeout, record them, and exit 0.
@@ -24,6 +26,7 @@
 #include "api/long_polls.h"
 #include "api/openapi.h"
 #include "api/server.h"
+#include "cli/commands.h"
 #include "cli/config.h"
 #include "delivery/agentphone_client.h"
 #include "delivery/dispatcher.h"
@@ -42,10 +45,6 @@ extern char** environ;
 
 namespace sendq {
 namespace {
-
-constexpr char kUsage[] =
-    "usage: sendq serve [flags]\n"
-    "       sendq serve --help   all flags and their environment variables\n";
 
 // The probe interval of a paused upstream never grows past this, so a recovered AgentPhone
 // is noticed within about a minute.
@@ -316,13 +315,12 @@ int Serve(const Config& config) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-    std::fputs(sendq::kUsage, args.empty() ? stderr : stdout);
-    return args.empty() ? 2 : 0;
-  }
-  if (args[0] != "serve") {
-    std::fprintf(stderr, "sendq: unknown command '%s'\n%s", args[0].c_str(), sendq::kUsage);
-    return 2;
+  if (args.empty() || args[0] != "serve") {
+    return sendq::cli::RunCommand(args, sendq::Environment(), [] {
+      std::string help;
+      sendq::ParseServeConfig({"--help"}, {}, &help).status().IgnoreError();
+      return help;
+    });
   }
   args.erase(args.begin());
   std::string help;

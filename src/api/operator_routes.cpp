@@ -482,7 +482,7 @@ Response ApiServer::HandleExport(const Request& req) {
     for (const char* column : kCsvColumns)
       header += std::string(header.empty() ? "" : ",") + column;
     if (with_attempts) header += ",ledger";
-    if (Status st = out.Add(header + "\r\n"); !st.ok()) return StatusResponse(st);
+    if (Status st = out.Add(header + "\n"); !st.ok()) return StatusResponse(st);
   }
   int64_t count = 0;
   Status st = deps_.store->Export(
@@ -506,7 +506,7 @@ Response ApiServer::HandleExport(const Request& req) {
                           CsvText(record["updated_at"]) + "," + std::to_string(m.attempts) + "," +
                           CsvText(record["last_error"]);
         if (with_attempts) row += "," + CsvField(ledger.dump());
-        return out.Add(row + "\r\n");
+        return out.Add(row + "\n");
       });
   if (st.ok()) st = out.Flush();
   if (!st.ok()) return StatusResponse(st);

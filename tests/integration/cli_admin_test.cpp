@@ -197,7 +197,7 @@ TEST_CASE("cli admin: export streams JSON lines or CSV to a file or stdout") {
   REQUIRE(rows.size() == 4);
   CHECK(rows[0] ==
         "id,producer,status,to_number,from_number,agent_id,provider_message_id,created_at,"
-        "sent_at,updated_at,attempt_count,last_error,attempts");
+        "sent_at,updated_at,attempts,last_error,ledger");
   CHECK(csv.err.empty());  // no progress line: stderr is not a terminal
 
   const std::string with_attempts = s.dir.File("attempts.jsonl");
@@ -208,8 +208,8 @@ TEST_CASE("cli admin: export streams JSON lines or CSV to a file or stdout") {
   CHECK(summary.Json().at("path") == with_attempts);
   for (const std::string& line : Lines(ReadBytes(with_attempts))) {
     const json record = json::parse(line);
-    REQUIRE(record.at("attempts").size() == 1);
-    CHECK(record["attempts"][0].at("outcome") == "sent");
+    REQUIRE(record.at("ledger").size() == 1);
+    CHECK(record["ledger"][0].at("outcome") == "sent");
   }
 
   // Filters, and a progress line when stderr is a terminal.
@@ -316,11 +316,12 @@ TEST_CASE("cli admin: pause, resume, retry and cancel by filter, and the audit")
   const CliResult audit = Run({"admin", "audit", "--json"}, admin);
   REQUIRE(audit.exit_code == 0);
   std::set<std::string> actions;
-  for (const json& entry : audit.Json().at("data")) {
+  const json page = audit.Json();
+  for (const json& entry : page.at("data")) {
     CHECK(entry.at("actor") == "ops");
     actions.insert(entry.at("action").get<std::string>());
   }
-  for (const char* action : {"pause", "resume", "messages.retry", "messages.cancel"}) {
+  for (const std::string action : {"pause", "resume", "messages.retry", "messages.cancel"}) {
     CHECK_MESSAGE(actions.count(action) == 1, action);
   }
   CHECK(Run({"admin", "audit", "--limit", "1", "--json"}, admin).Json().at("data").size() == 1);

@@ -218,6 +218,7 @@ Response ApiServer::HandleAdminBulk(const Request& req) {
             : std::vector<MessageStatus>{MessageStatus::kQueued, MessageStatus::kHeld};
   store::AdminFilter filter;
   bool dry_run = false;
+  int64_t limit = 0;
   std::vector<FieldError> errors;
   auto text = [&](const std::string& name,
                   const nlohmann::json& value) -> std::optional<std::string> {
@@ -277,6 +278,12 @@ Response ApiServer::HandleAdminBulk(const Request& req) {
                                    "datetime_parsing"));
       }
       (name == "created_after" ? filter.created_after : filter.created_before) = t;
+    } else if (name == "limit") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1) {
+        errors.push_back(BodyError(name, "Input should be an integer of at least 1", "int_type"));
+      } else {
+        limit = value.get<int64_t>();
+      }
     } else if (name == "dry_run") {
       if (!value.is_boolean()) {
         errors.push_back(BodyError(name, "Input should be a valid boolean", "bool_type"));
@@ -287,7 +294,7 @@ Response ApiServer::HandleAdminBulk(const Request& req) {
       errors.push_back(BodyError(name,
                                  "Extra inputs are not permitted (filters: status, producer, "
                                  "sender, to_number, error_contains, created_after, "
-                                 "created_before; and dry_run)",
+                                 "created_before; and dry_run, limit)",
                                  "extra_forbidden"));
     }
   }
@@ -298,7 +305,7 @@ Response ApiServer::HandleAdminBulk(const Request& req) {
   const TimeMs now = deps_.clock->NowMs();
   Result<store::BulkResult> done =
       deps_.store->Bulk(retry ? store::BulkAction::kRetry : store::BulkAction::kCancel, filter,
-                        dry_run, now, now + options_.retry_validity, options_.bulk_batch, nullptr);
+                        dry_run, now, now + options_.retry_validity, options_.bulk_batch, limit);
   if (!done.ok()) return StatusResponse(done.status());
   Audit(req, retry ? "messages.retry" : "messages.cancel", body, done->matched, done->changed);
   return JsonResponse(200, {{"matched", done->matched}, {"changed", done->changed}});

@@ -369,10 +369,41 @@ int RunAdminMessages(ApiClient& client, bool json, const std::string& action,
   if (!o.error_contains.empty()) body["error_contains"] = o.error_contains;
   if (!o.created_after.empty()) body["created_after"] = TimeArgumentForApi(o.created_after);
   if (!o.created_before.empty()) body["created_before"] = TimeArgumentForApi(o.created_before);
+  const std::string path = "/v1/admin/messages/" + action;
   if (o.dry_run) body["dry_run"] = true;
-  HttpAnswer answer = client.Post("/v1/admin/messages/" + action, Compact(body));
-  if (!answer.ok()) return ReportFailure(client, answer);
-  const ordered_json result = answer.Json();
+  ordered_json result;
+  if (o.dry_run || json || !isatty(STDERR_FILENO)) {
+    HttpAnswer answer = client.Post(path, Compact(body));
+    if (!answer.ok()) return ReportFailure(client, answer);
+    result = answer.Json();
+  } else {
+    // On a terminal: how many match, then the operation in steps of a few percent, each a
+    // call with a limit (what one call changed no longer matches the next), with a progress
+    // bar. The server's own transactions are small either way.
+    ordered_json count = body;
+    count["dry_run"] = true;
+    HttpAnswer counted = client.Post(path, Compact(count));
+    if (!counted.ok()) return ReportFailure(client, counted);
+    const int64_t total = counted.Json().value("matched", int64_t{0});
+    ordered_json step = body;
+    step["limit"] = std::max<int64_t>(500, total / 50);
+    int64_t matched = 0;
+    int64_t changed = 0;
+    ProgressLine progress(stderr, true);
+    for (;;) {
+      HttpAnswer answer = client.Post(path, Compact(step));
+      if (!answer.ok()) return ReportFailure(client, answer);
+      const int64_t step_matched = answer.Json().value("matched", int64_t{0});
+      const int64_t step_changed = answer.Json().value("changed", int64_t{0});
+      matched += step_matched;
+      changed += step_changed;
+      progress.UpdateCount(static_cast<uint64_t>(changed),
+                           static_cast<uint64_t>(std::max(total, changed)), "messages");
+      if (step_matched < step["limit"].get<int64_t>() || step_changed == 0) break;
+    }
+    progress.Finish();
+    result = {{"matched", matched}, {"changed", changed}};
+  }
   if (json) {
     PrintJsonLine(result);
     return kExitOk;

@@ -296,16 +296,31 @@ std::string DescribeHttpError(int http_status, const std::string& body) {
   return fmt::format("HTTP {}: {}", http_status, text);
 }
 
+namespace {
+
+// "[#######.......]  45%": how much of `total` is done.
+std::string ProgressBar(uint64_t done, uint64_t total) {
+  constexpr int kBarWidth = 20;
+  done = std::min(done, total);
+  const int percent = static_cast<int>(done * 100 / total);
+  const int filled = static_cast<int>(done * kBarWidth / total);
+  return fmt::format("[{}{}] {:3}%", std::string(filled, '#'), std::string(kBarWidth - filled, '.'),
+                     percent);
+}
+
+}  // namespace
+
+std::string FormatCountProgress(uint64_t done, uint64_t total, const char* unit) {
+  if (total == 0) return fmt::format("{} {}", GroupThousands(done), unit);
+  return fmt::format("{}  {} / {} {}", ProgressBar(done, total), GroupThousands(done),
+                     GroupThousands(total), unit);
+}
+
 std::string FormatProgress(uint64_t bytes, std::optional<uint64_t> total,
                            std::optional<uint64_t> lines) {
   std::string out;
   if (total && *total > 0) {
-    constexpr int kBarWidth = 20;
-    const uint64_t done = std::min(bytes, *total);
-    const int percent = static_cast<int>(done * 100 / *total);
-    const int filled = static_cast<int>(done * kBarWidth / *total);
-    out = fmt::format("[{}{}] {:3}%  {} / {}", std::string(filled, '#'),
-                      std::string(kBarWidth - filled, '.'), percent, HumanBytes(bytes),
+    out = fmt::format("{}  {} / {}", ProgressBar(bytes, *total), HumanBytes(bytes),
                       HumanBytes(*total));
   } else {
     out = HumanBytes(bytes);
@@ -326,6 +341,11 @@ void ProgressLine::Update(uint64_t bytes, std::optional<uint64_t> total,
   Draw();
 }
 
+void ProgressLine::UpdateCount(uint64_t done, uint64_t total, const char* unit) {
+  unit_ = unit;
+  Update(done, total, std::nullopt);
+}
+
 void ProgressLine::Finish() {
   if (!enabled_ || !drawn_) {
     enabled_ = false;
@@ -339,7 +359,9 @@ void ProgressLine::Finish() {
 
 void ProgressLine::Draw() {
   // Carriage return and "erase to the end of the line": only ever written to a terminal.
-  std::fprintf(out_, "\r\033[K%s", FormatProgress(bytes_, total_, lines_).c_str());
+  const std::string text = unit_ != nullptr ? FormatCountProgress(bytes_, total_.value_or(0), unit_)
+                                            : FormatProgress(bytes_, total_, lines_);
+  std::fprintf(out_, "\r\033[K%s", text.c_str());
   std::fflush(out_);
   drawn_ = true;
 }

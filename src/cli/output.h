@@ -91,6 +91,8 @@ std::string DescribeHttpError(int http_status, const std::string& body);
 // counted, ", 4,321 lines".
 std::string FormatProgress(uint64_t bytes, std::optional<uint64_t> total,
                            std::optional<uint64_t> lines);
+// "[#######.......]  45%  4,500 / 10,000 messages".
+std::string FormatCountProgress(uint64_t done, uint64_t total, const char* unit);
 
 // A progress line redrawn in place on a terminal (carriage return, erase line), at most ten
 // times a second. Disabled, it writes nothing at all, so piped output has no escape codes.
@@ -102,6 +104,8 @@ class ProgressLine {
   ProgressLine& operator=(const ProgressLine&) = delete;
 
   void Update(uint64_t bytes, std::optional<uint64_t> total, std::optional<uint64_t> lines);
+  // For a count of messages instead of bytes (a bulk operation).
+  void UpdateCount(uint64_t done, uint64_t total, const char* unit);
   // Draws the final state and ends the line, if anything was drawn; later calls do nothing.
   void Finish();
 
@@ -113,6 +117,7 @@ class ProgressLine {
   uint64_t bytes_ = 0;
   std::optional<uint64_t> total_;
   std::optional<uint64_t> lines_;
+  const char* unit_ = nullptr;  // set: a count of these, not bytes
 
   void Draw();
 };

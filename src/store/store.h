@@ -401,12 +401,11 @@ class Store {
   // --- Operators ---
   // The producer whose message `id` is; nullopt if there is none.
   virtual Result<std::optional<std::string>> OwnerOf(const std::string& id) = 0;
-  // Applies `action` to every message `filter` matches (unless `dry_run`), in transactions of
-  // at most `batch` messages so that nothing else waits long. `expires_at` is a retried
-  // message's new validity. `progress` (optional) is told the running result after each batch.
+  // Applies `action` to every message `filter` matches (unless `dry_run`), oldest first, in
+  // transactions of at most `batch` messages so that nothing else waits long; with `limit`
+  // (> 0), to that many at most. `expires_at` is a retried message's new validity.
   virtual Result<BulkResult> Bulk(BulkAction action, const AdminFilter& filter, bool dry_run,
-                                  TimeMs now, TimeMs expires_at, int batch,
-                                  const std::function<void(const BulkResult&)>& progress) = 0;
+                                  TimeMs now, TimeMs expires_at, int batch, int64_t limit) = 0;
   virtual Result<PauseState> LoadPauses() = 0;
   // Pauses (or resumes) `sender` (kPauseEverything: everything; a resume of everything lifts
   // every pause). A resumed sender's messages that a pause moved are due now. Returns the

@@ -119,9 +119,8 @@ Result<std::optional<std::string>> StoreWrapper::OwnerOf(const std::string& id) 
 }
 
 Result<BulkResult> StoreWrapper::Bulk(BulkAction action, const AdminFilter& filter, bool dry_run,
-                                      TimeMs now, TimeMs expires_at, int batch,
-                                      const std::function<void(const BulkResult&)>& progress) {
-  return inner_->Bulk(action, filter, dry_run, now, expires_at, batch, progress);
+                                      TimeMs now, TimeMs expires_at, int batch, int64_t limit) {
+  return inner_->Bulk(action, filter, dry_run, now, expires_at, batch, limit);
 }
 
 Result<PauseState> StoreWrapper::LoadPauses() { return inner_->LoadPauses(); }

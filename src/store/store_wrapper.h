@@ -75,8 +75,7 @@ class StoreWrapper : public Store {
   Result<Stats> GetProducerStats(const std::string& producer) override;
   Result<std::optional<std::string>> OwnerOf(const std::string& id) override;
   Result<BulkResult> Bulk(BulkAction action, const AdminFilter& filter, bool dry_run, TimeMs now,
-                          TimeMs expires_at, int batch,
-                          const std::function<void(const BulkResult&)>& progress) override;
+                          TimeMs expires_at, int batch, int64_t limit) override;
   Result<PauseState> LoadPauses() override;
   Result<PauseState> SetPause(const std::string& sender, bool paused, const std::string& actor,
                               TimeMs now) override;

@@ -222,6 +222,38 @@ TEST_CASE("cli admin: export streams JSON lines or CSV to a file or stdout") {
   CHECK(progress.err.find("3 lines") != std::string::npos);
 }
 
+TEST_CASE("cli admin: a bulk retry on a terminal goes in steps with a progress bar") {
+  AdminScenario s({"--max-attempts", "1"});
+  s.upstream->SetConfig({{"force_status", 400}});
+  json items = json::array();
+  for (int i = 0; i < 500; ++i) items.push_back(ExampleRequestTo(i, "bulk"));
+  std::vector<std::string> ids;
+  for (int batch = 0; batch < 3; ++batch) {
+    HttpResult r = s.sendq->Post("/v1/messages/batch", {{"messages", items}});
+    REQUIRE(r.status == 200);
+    for (const json& item : r.json.at("results")) ids.push_back(item.at("message").at("id"));
+  }
+  for (const std::string& id : ids) REQUIRE(WaitFinal(*s.sendq, id).at("status") == "failed");
+  CHECK(Run({"admin", "pause"}, s.Admin()).exit_code == 0);  // they stay queued once retried
+
+  CliOptions tty = s.Admin();
+  tty.stderr_tty = true;
+  const CliResult retried = RunCli({"admin", "retry"}, tty);
+  INFO(Describe(retried));
+  CHECK(retried.exit_code == 0);
+  CHECK(retried.out == "1500 messages match; queued again: 1500\n");
+  CHECK(retried.err.find("\r\033[K") != std::string::npos);
+  CHECK(retried.err.find("100%  1,500 / 1,500 messages") != std::string::npos);
+  // A dry run to count, then three steps of 500.
+  HttpResult audit =
+      s.sendq->Get("/v1/admin/audit", {{"Authorization", std::string("Bearer ") + kAdminToken}});
+  int steps = 0;
+  for (const json& entry : audit.json.at("data")) {
+    if (entry.at("action") == "messages.retry" && !entry.at("details").contains("dry_run")) ++steps;
+  }
+  CHECK(steps >= 3);
+}
+
 TEST_CASE("cli admin: backup writes the database, and overwrites only with --force") {
   AdminScenario s;
   const std::string id = Enqueue(*s.sendq, ExampleRequestTo(1));

@@ -367,18 +367,20 @@ class SqliteStore final : public Store {
   }
 
   Result<BulkResult> Bulk(BulkAction action, const AdminFilter& filter, bool dry_run, TimeMs now,
-                          TimeMs expires_at, int batch,
-                          const std::function<void(const BulkResult&)>& progress) override {
+                          TimeMs expires_at, int batch, int64_t limit) override {
     BulkResult result;
     std::string after;
     for (;;) {
+      const int take =
+          limit > 0 ? static_cast<int>(std::min<int64_t>(batch, limit - result.matched)) : batch;
+      if (take <= 0) break;
       // Selected on a reader, changed in a writer transaction of its own: enqueues and
       // deliveries go on between batches.
       Result<std::vector<std::pair<std::string, std::string>>> selected =
           [&]() -> Result<std::vector<std::pair<std::string, std::string>>> {
         Result<ReaderPool::Lease> db = readers_.Acquire();
         if (!db.ok()) return db.status();
-        auto ids = SelectForAdmin(**db, filter, after, batch);
+        auto ids = SelectForAdmin(**db, filter, after, take);
         (*db)->ResetAll();
         return ids;
       }();
@@ -392,8 +394,7 @@ class SqliteStore final : public Store {
         if (!changed.ok()) return changed.status();
         result.changed += *changed;
       }
-      if (progress) progress(result);
-      if (selected->size() < static_cast<size_t>(batch)) break;
+      if (selected->size() < static_cast<size_t>(take)) break;
     }
     return result;
   }

@@ -202,16 +202,8 @@ Response ApiServer::HandleAdminBulk(const Request& req) {
   if (retry) {
     if (auto refused = RefuseWhileDraining()) return std::move(*refused);
   }
-  nlohmann::json body = nlohmann::json::object();
-  if (!req.body.empty()) {
-    if (std::optional<FieldError> problem = ParseJsonBody(req.body, &body)) {
-      return ValidationErrors({*problem});
-    }
-  }
-  if (!body.is_object()) {
-    return ValidationErrors(
-        {FieldError{{"body"}, "Input should be a valid dictionary", "dict_type"}});
-  }
+  nlohmann::json body;
+  if (auto refused = ParseObjectBody(req.body, &body)) return std::move(*refused);
   // Which states each operation applies to; a status outside them could never change.
   const std::vector<MessageStatus> allowed =
       retry ? std::vector<MessageStatus>{MessageStatus::kFailed, MessageStatus::kCanceled}
@@ -323,16 +315,8 @@ Json PauseStateJson(const PauseState& state) {
 
 Response ApiServer::HandlePause(const Request& req) {
   const bool pause = req.path.ends_with("/pause");
-  nlohmann::json body = nlohmann::json::object();
-  if (!req.body.empty()) {
-    if (std::optional<FieldError> problem = ParseJsonBody(req.body, &body)) {
-      return ValidationErrors({*problem});
-    }
-  }
-  if (!body.is_object()) {
-    return ValidationErrors(
-        {FieldError{{"body"}, "Input should be a valid dictionary", "dict_type"}});
-  }
+  nlohmann::json body;
+  if (auto refused = ParseObjectBody(req.body, &body)) return std::move(*refused);
   std::string sender = kPauseEverything;
   for (const auto& [name, value] : body.items()) {
     if (name != "sender") {

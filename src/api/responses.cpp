@@ -41,4 +41,18 @@ Response StatusResponse(const Status& st) {
   }
 }
 
+std::optional<Response> ParseObjectBody(const std::string& text, nlohmann::json* out) {
+  *out = nlohmann::json::object();
+  if (!text.empty()) {
+    if (std::optional<FieldError> problem = ParseJsonBody(text, out)) {
+      return ValidationErrors({*problem});
+    }
+  }
+  if (!out->is_object()) {
+    return ValidationErrors(
+        {FieldError{{"body"}, "Input should be a valid dictionary", "dict_type"}});
+  }
+  return std::nullopt;
+}
+
 }  // namespace sendq::api

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -21,5 +23,9 @@ http::Response ErrorResponse(int status, std::string_view code, std::string_view
 http::Response ValidationErrors(const std::vector<FieldError>& errors);
 // The one mapping from a core Status to an HTTP answer.
 http::Response StatusResponse(const Status& st);
+
+// A request body that must be a JSON object (an empty body is {}): the 422 to answer when it is
+// not.
+std::optional<http::Response> ParseObjectBody(const std::string& text, nlohmann::json* out);
 
 }  // namespace sendq::api

@@ -1030,17 +1030,9 @@ Response ApiServer::HandleResolveHeld(const Request& req) {
     if (auto refused = RefuseWhileDraining()) return std::move(*refused);
   }
   // {"status": "held", "to_number": ..., "reason": ...}: only held messages are taken by filter.
-  nlohmann::json body = nlohmann::json::object();
-  if (!req.body.empty()) {
-    if (std::optional<FieldError> problem = ParseJsonBody(req.body, &body)) {
-      return ValidationErrors({*problem});
-    }
-  }
+  nlohmann::json body;
+  if (auto refused = ParseObjectBody(req.body, &body)) return std::move(*refused);
   std::vector<FieldError> errors;
-  if (!body.is_object()) {
-    return ValidationErrors(
-        {FieldError{{"body"}, "Input should be a valid dictionary", "dict_type"}});
-  }
   std::optional<std::string> to_number;
   std::optional<std::string> reason;
   for (const auto& [name, value] : body.items()) {

@@ -669,27 +669,36 @@ class ServeParser {
     config.upstream_token = token;
   }
 
-  void ParseApiTokenSetting(Config& config) {
+  // A name:token list from the file named by `file_flag`, else from the variable `env`;
+  // nullopt after reporting a problem.
+  std::optional<std::map<std::string, std::string>> TokenList(const char* file_flag,
+                                                              const char* env, Config& config) {
     std::string text;
     std::string origin;
-    if (auto file = Get("api-tokens-file")) {
+    if (auto file = Get(file_flag)) {
       auto content = ReadSecretFile(file->text);
       if (!content.ok()) {
         Problem(file->origin, content.status().message());
-        return;
+        return std::nullopt;
       }
       text = *content;
       origin = fmt::format("{} '{}'", file->origin, file->text);
       config.secret_files.push_back(file->text);
-    } else if (auto env = Env(kApiTokensEnv)) {
-      text = *env;
-      origin = kApiTokensEnv;
+    } else if (auto value = Env(env)) {
+      text = *value;
+      origin = env;
     }
     auto tokens = ParseApiTokens(text);
     if (!tokens.ok()) {
       Problem(origin, tokens.status().message());
-      return;
+      return std::nullopt;
     }
+    return std::move(*tokens);
+  }
+
+  void ParseApiTokenSetting(Config& config) {
+    auto tokens = TokenList("api-tokens-file", kApiTokensEnv, config);
+    if (!tokens) return;
     if (tokens->empty()) {
       problems_.push_back(
           "no API tokens: set SENDQ_API_TOKENS (or --api-tokens-file) to name:token,... so that "
@@ -700,32 +709,15 @@ class ServeParser {
   }
 
   void ParseAdminTokenSetting(Config& config) {
-    std::string text;
-    std::string origin;
-    if (auto file = Get("admin-tokens-file")) {
-      auto content = ReadSecretFile(file->text);
-      if (!content.ok()) {
-        Problem(file->origin, content.status().message());
-        return;
-      }
-      text = *content;
-      origin = fmt::format("{} '{}'", file->origin, file->text);
-      config.secret_files.push_back(file->text);
-    } else if (auto env = Env(kAdminTokensEnv)) {
-      text = *env;
-      origin = kAdminTokensEnv;
-    }
-    auto tokens = ParseApiTokens(text);
-    if (!tokens.ok()) {
-      Problem(origin, tokens.status().message());
-      return;
-    }
+    auto tokens = TokenList("admin-tokens-file", kAdminTokensEnv, config);
+    if (!tokens) return;
     for (const auto& [name, token] : *tokens) {
       for (const auto& [producer, producer_token] : config.api_tokens) {
         if (token == producer_token) {
-          Problem(origin, fmt::format("admin '{}' has the token of producer '{}': an admin token "
-                                      "must be its own",
-                                      name, producer));
+          problems_.push_back(
+              fmt::format("admin '{}' has the token of producer '{}': an admin "
+                          "token must be its own",
+                          name, producer));
           return;
         }
       }

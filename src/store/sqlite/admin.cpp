@@ -41,13 +41,7 @@ Result<std::vector<std::pair<std::string, std::string>>> SelectForAdmin(Db& db,
                                                                         int limit) {
   // Walks the primary key from `after_id`: each batch starts where the last one ended.
   std::string sql = "SELECT id, producer FROM messages WHERE id > ?1";
-  if (!f.statuses.empty()) {
-    sql += " AND status IN (";
-    for (size_t i = 0; i < f.statuses.size(); ++i) {
-      sql += fmt::format("{}{}", i == 0 ? "" : ", ", static_cast<int>(f.statuses[i]));
-    }
-    sql += ")";
-  }
+  sql += StatusCondition(f.statuses);
   if (f.producer) sql += " AND producer = ?2";
   if (f.sender) sql += " AND sender = ?3";
   if (f.to_number) sql += " AND to_number = ?4";

@@ -56,14 +56,7 @@ namespace {
 // filters are present.
 std::string ListConditions(const std::string& producer, const ListFilter& f) {
   std::string sql = producer.empty() ? " WHERE 1" : " WHERE producer = ?1";
-  if (!f.statuses.empty()) {
-    // At most five statuses: each list of them is its own cached statement.
-    sql += " AND status IN (";
-    for (size_t i = 0; i < f.statuses.size(); ++i) {
-      sql += fmt::format("{}{}", i == 0 ? "" : ", ", static_cast<int>(f.statuses[i]));
-    }
-    sql += ")";
-  }
+  sql += StatusCondition(f.statuses);
   if (f.ordering_key) sql += " AND ordering_key = ?10";
   if (f.priority) sql += " AND priority = ?11";
   if (f.scheduled) {

@@ -21,4 +21,13 @@ std::string Sql(std::string_view text) {
                      fmt::arg("bulk", n(Priority::kBulk)));
 }
 
+std::string StatusCondition(const std::vector<MessageStatus>& statuses) {
+  if (statuses.empty()) return "";
+  std::string sql = " AND status IN (";
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    sql += fmt::format("{}{}", i == 0 ? "" : ", ", static_cast<int>(statuses[i]));
+  }
+  return sql + ")";
+}
+
 }  // namespace sendq::store

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -20,6 +21,12 @@
 #include "util/thread_annotations.h"
 
 namespace sendq::cli {
+
+// A member of an answer as text: a string as it is, null or absent as "", anything else as
+// JSON.
+std::string Str(const nlohmann::ordered_json& record, const char* key);
+// Appends name=value (percent-encoded) to a query string; nothing when `value` is empty.
+void AddParam(std::string& query, const std::string& name, const std::string& value);
 
 // The filters of GET /v1/messages (and of the export), as given on the command line.
 struct ListFilters {

@@ -34,13 +34,6 @@ constexpr int kTailWaitSeconds = 30;
 // --all stops after this many pages, whatever the server says: a loop that never ends is a bug.
 constexpr int kMaxPages = 1'000'000;
 
-std::string Str(const ordered_json& record, const char* key) {
-  auto it = record.find(key);
-  if (it == record.end() || it->is_null()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
-}
-
 bool IsFinal(const std::string& status) {
   return status == "sent" || status == "failed" || status == "canceled";
 }
@@ -222,13 +215,20 @@ int ReportWait(const WaitResult& result, const WaitOption& wait, bool json, bool
   return Str(result.record, "status") == "sent" ? kExitOk : kExitMessageFailed;
 }
 
+}  // namespace
+
+std::string Str(const ordered_json& record, const char* key) {
+  auto it = record.find(key);
+  if (it == record.end() || it->is_null()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump();
+}
+
 void AddParam(std::string& query, const std::string& name, const std::string& value) {
   if (value.empty()) return;
   if (!query.empty()) query += '&';
   query += name + "=" + PercentEncode(value);
 }
-
-}  // namespace
 
 std::string FilterQuery(const ListFilters& f) {
   std::string query;

@@ -24,21 +24,8 @@ using nlohmann::ordered_json;
 constexpr int64_t kDownloadTimeoutMs = 10 * 60'000;
 constexpr char kSqliteMagic[] = "SQLite format 3";  // and a NUL: the first 16 bytes
 
-std::string Str(const ordered_json& value, const char* key) {
-  auto it = value.find(key);
-  if (it == value.end() || it->is_null()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
-}
-
 std::string Compact(const ordered_json& value) {
   return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
-void AddParam(std::string& query, const std::string& name, const std::string& value) {
-  if (value.empty()) return;
-  if (!query.empty()) query += '&';
-  query += name + "=" + PercentEncode(value);
 }
 
 // Writes all of `data` to `fd`; false with errno set if it cannot.

@@ -18,7 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kAdminToken[] = "sendq-admin-test-token";
+constexpr char kCliAdminToken[] = "sendq-admin-test-token";
 
 std::string Describe(const CliResult& r) {
   return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
@@ -74,7 +74,7 @@ struct AdminScenario {
     options.data_dir = dir.path();
     options.extra_args = FastRetryArgs();
     options.extra_args.insert(options.extra_args.end(), sendq_args.begin(), sendq_args.end());
-    options.extra_env = {{"SENDQ_ADMIN_TOKENS", std::string("ops:") + kAdminToken}};
+    options.extra_env = {{"SENDQ_ADMIN_TOKENS", std::string("ops:") + kCliAdminToken}};
     sendq = std::make_unique<SendqProcess>(options);
   }
 
@@ -86,7 +86,7 @@ struct AdminScenario {
   }
   CliOptions Admin() const {
     CliOptions o = Producer();
-    o.token = kAdminToken;
+    o.token = kCliAdminToken;
     return o;
   }
 };
@@ -166,7 +166,7 @@ TEST_CASE("cli admin: tail prints each change as it happens and stops on SIGINT 
   // An admin may follow one producer.
   ChildProcess admin_tail(
       {SendqBinary(), "tail", "--json", "--producer", "test", "--after", cursor},
-      {{"SENDQ_URL", s.sendq->url()}, {"SENDQ_TOKEN", kAdminToken}});
+      {{"SENDQ_URL", s.sendq->url()}, {"SENDQ_TOKEN", kCliAdminToken}});
   REQUIRE(admin_tail.WaitForLine(Stream::kStdout, id, 30'000).has_value());
   admin_tail.Signal(SIGTERM);
   CHECK(admin_tail.Wait(10'000) == std::optional<int>(0));
@@ -246,7 +246,7 @@ TEST_CASE("cli admin: a bulk retry on a terminal goes in steps with a progress b
   CHECK(retried.err.find("100%  1,500 / 1,500 messages") != std::string::npos);
   // A dry run to count, then three steps of 500.
   HttpResult audit =
-      s.sendq->Get("/v1/admin/audit", {{"Authorization", std::string("Bearer ") + kAdminToken}});
+      s.sendq->Get("/v1/admin/audit", {{"Authorization", std::string("Bearer ") + kCliAdminToken}});
   int steps = 0;
   for (const json& entry : audit.json.at("data")) {
     if (entry.at("action") == "messages.retry" && !entry.at("details").contains("dry_run")) ++steps;

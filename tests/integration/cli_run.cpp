@@ -23,7 +23,7 @@ extern char** environ;
 namespace sendq::test {
 namespace {
 
-std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string CliErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 // A descriptor closed when it goes out of scope.
 struct Fd {
@@ -83,24 +83,24 @@ CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options
   if (options.stdin_text) {
     char path[] = "/tmp/sendq-cli-stdin-XXXXXX";
     stdin_fd.fd = mkstemp(path);
-    if (stdin_fd.fd < 0) throw std::runtime_error(ErrnoText("mkstemp"));
+    if (stdin_fd.fd < 0) throw std::runtime_error(CliErrnoText("mkstemp"));
     unlink(path);
     const std::string& text = *options.stdin_text;
     if (write(stdin_fd.fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
         lseek(stdin_fd.fd, 0, SEEK_SET) != 0) {
-      throw std::runtime_error(ErrnoText("writing stdin"));
+      throw std::runtime_error(CliErrnoText("writing stdin"));
     }
   } else {
     stdin_fd.fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
   Fd out_read, out_write, err_read, err_write;
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(ErrnoText("pipe2"));
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(CliErrnoText("pipe2"));
   out_read.fd = fds[0];
   out_write.fd = fds[1];
   if (options.stderr_tty) {
     if (openpty(&err_read.fd, &err_write.fd, nullptr, nullptr, nullptr) != 0) {
-      throw std::runtime_error(ErrnoText("openpty"));
+      throw std::runtime_error(CliErrnoText("openpty"));
     }
     termios raw{};
     tcgetattr(err_write.fd, &raw);
@@ -109,7 +109,7 @@ CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options
     fcntl(err_read.fd, F_SETFD, FD_CLOEXEC);
     fcntl(err_write.fd, F_SETFD, FD_CLOEXEC);
   } else {
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(ErrnoText("pipe2"));
+    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(CliErrnoText("pipe2"));
     err_read.fd = fds[0];
     err_write.fd = fds[1];
   }

@@ -258,10 +258,15 @@ int Serve(const Config& config) {
   if (config.redact_after > 0) server_options.recipient_key = maintenance_options.recipient_key;
   delivery::Maintenance maintenance(store->get(), clock, maintenance_options);
   api::CallbackDeliverer callbacks(store->get(), clock, server_options.callbacks);
-  api::ServerDeps deps{store->get(), &intake, &circuit, &metrics, &long_polls, clock};
-  deps.pauses = &pauses;
-  deps.pauses_changed = [&dispatcher] { dispatcher.OnPausesChanged(); };
-  deps.more_metrics = [&maintenance] { return maintenance.RenderMetrics(); };
+  api::ServerDeps deps{.store = store->get(),
+                       .intake = &intake,
+                       .circuit = &circuit,
+                       .metrics = &metrics,
+                       .long_polls = &long_polls,
+                       .clock = clock,
+                       .pauses = &pauses,
+                       .pauses_changed = [&dispatcher] { dispatcher.OnPausesChanged(); },
+                       .more_metrics = [&maintenance] { return maintenance.RenderMetrics(); }};
   api::ApiServer server(deps, server_options);
   Result<int> port = server.Bind();
   if (!port.ok()) {

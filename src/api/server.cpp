@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cctype>
 #include <cstdlib>
 #include <utility>
 
@@ -13,6 +12,7 @@
 #include "api/responses.h"
 #include "queue/phone.h"
 #include "queue/validation.h"
+#include "util/ascii.h"
 #include "util/callback_url.h"
 #include "util/duration.h"
 #include "util/hmac.h"
@@ -28,12 +28,6 @@ using http::Response;
 
 constexpr char kJson[] = "application/json";
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string_view TrimSpaces(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -42,7 +36,7 @@ std::string_view TrimSpaces(std::string_view s) {
 
 // application/json, or a structured +json type, with any parameters (charset).
 bool IsJsonMediaType(std::string_view content_type) {
-  const std::string type = Lower(TrimSpaces(content_type.substr(0, content_type.find(';'))));
+  const std::string type = AsciiLower(TrimSpaces(content_type.substr(0, content_type.find(';'))));
   return type == "application/json" ||
          (type.starts_with("application/") && type.ends_with("+json"));
 }
@@ -320,7 +314,7 @@ std::string ApiServer::Authenticate(const Request& req) const {
   if (header == nullptr) return std::string();
   std::string_view value = TrimSpaces(*header);
   constexpr std::string_view kBearer = "bearer";
-  if (value.size() <= kBearer.size() || Lower(value.substr(0, kBearer.size())) != kBearer ||
+  if (value.size() <= kBearer.size() || AsciiLower(value.substr(0, kBearer.size())) != kBearer ||
       (value[kBearer.size()] != ' ' && value[kBearer.size()] != '\t')) {
     return std::string();
   }

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "cli/output.h"
+#include "util/ascii.h"
 
 namespace sendq::cli {
 namespace {
@@ -33,14 +34,9 @@ std::string Trim(const std::string& s) {
   return s.substr(begin, end - begin);
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::multimap<std::string, std::string> LowerCaseHeaders(const httplib::Headers& headers) {
   std::multimap<std::string, std::string> out;
-  for (const auto& [name, value] : headers) out.emplace(Lower(name), value);
+  for (const auto& [name, value] : headers) out.emplace(AsciiLower(name), value);
   return out;
 }
 
@@ -140,7 +136,7 @@ Result<BaseUrl> ParseBaseUrl(const std::string& url) {
 }
 
 std::string HttpAnswer::Header(const std::string& name) const {
-  auto it = headers.find(Lower(name));
+  auto it = headers.find(AsciiLower(name));
   return it == headers.end() ? "" : it->second;
 }
 

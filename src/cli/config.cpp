@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "queue/phone.h"
+#include "util/ascii.h"
 #include "util/duration.h"
 #include "util/process.h"
 
@@ -143,8 +144,7 @@ bool ParseUrlAuthority(const std::string& authority, std::string* host) {
 
 // localhost, 127.0.0.0/8 and ::1 (also as an IPv4-mapped address).
 bool IsLoopbackHost(const std::string& host) {
-  std::string lower;
-  for (char c : host) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = AsciiLower(host);
   if (lower == "localhost" || lower == "localhost.") return true;
   std::string bare = lower;
   if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') {

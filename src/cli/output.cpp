@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "util/ascii.h"
 #include "util/time_format.h"
 
 namespace sendq::cli {
@@ -19,12 +19,6 @@ bool IsContinuationByte(char c) { return (static_cast<unsigned char>(c) & 0xC0) 
 
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // Edit distance with adjacent transpositions (optimal string alignment).
@@ -235,7 +229,7 @@ std::string Table::Render() const {
 }
 
 std::string Suggest(const std::string& typed, const std::vector<std::string>& candidates) {
-  const std::string word = Lower(typed);
+  const std::string word = AsciiLower(typed);
   if (word.empty()) return "";
   std::string prefix_match;
   int prefix_matches = 0;

@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "util/ascii.h"
+
 namespace sendq {
 namespace {
 
@@ -51,8 +53,7 @@ bool LiterallyInternal(const std::string& host) {
   if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return IsInternalV4(ntohl(v4.s_addr));
   in6_addr v6{};
   if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IsInternalV6(v6);
-  std::string lower;
-  for (char c : host) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = AsciiLower(host);
   return lower == "localhost" || lower.ends_with(".localhost");
 }
 

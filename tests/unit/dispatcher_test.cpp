@@ -32,9 +32,9 @@ class ScriptedUpstream {
   }
 
   // Blocks (bounded, in real time) until at least `n` calls were made.
-  bool WaitForCalls(int n) {
+  bool WaitForCalls(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return calls_ >= n; });
+    return cv_.wait_for(lock, timeout, [&] { return calls_ >= n; });
   }
 
  private:
@@ -217,8 +217,14 @@ TEST_CASE("dispatcher: a store that cannot tell of changes is polled at poll_int
   REQUIRE(looked.Wait());
   // Enqueued behind the dispatcher's back (as by another process): only the poll finds it.
   Message m = f.Enqueue();
-  f.clock().Advance(1000);
-  REQUIRE(upstream.WaitForCalls(1));
+  // The dispatcher reads the clock for its next poll after `looked`: if it reads it only after
+  // this Advance, its poll is one interval later still, so move on by intervals until it polls.
+  bool sent = false;
+  for (int interval = 0; interval < 20 && !sent; ++interval) {
+    f.clock().Advance(1000);
+    sent = upstream.WaitForCalls(1, std::chrono::milliseconds(500));
+  }
+  REQUIRE(sent);
   WaitForCompletions(dispatcher, 1);
   CHECK(dispatcher.Stop(f.clock().NowMs() + 10'000) == 0);
   auto got = f.store().Get("alice", m.id);

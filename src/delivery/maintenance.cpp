@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "util/hmac.h"
 #include "util/log.h"
@@ -10,8 +11,32 @@
 
 namespace sendq::delivery {
 
+BatchSizer::BatchSizer(int min_batch, int max_batch, int64_t budget_us)
+    : min_batch_(min_batch),
+      max_batch_(max_batch),
+      budget_us_(budget_us),
+      size_(std::clamp(50, min_batch, max_batch)) {}
+
+void BatchSizer::Record(int64_t taken, int64_t elapsed_us) {
+  elapsed_us = std::max<int64_t>(elapsed_us, 1);
+  const bool full = taken >= size_;
+  if (!full && elapsed_us <= budget_us_) return;
+  const int64_t ideal = static_cast<int64_t>(size_) * budget_us_ / elapsed_us;
+  int64_t next = std::clamp<int64_t>(ideal, std::max(size_ / 2, 1), int64_t{size_} * 2);
+  if (!full) next = std::min<int64_t>(next, size_);
+  size_ = static_cast<int>(std::clamp<int64_t>(next, min_batch_, max_batch_));
+}
+
+DurationMs PauseAfterBatch(int64_t elapsed_us, DurationMs min_pause) {
+  return std::max<DurationMs>(min_pause, 3 * elapsed_us / 1000);
+}
+
 Maintenance::Maintenance(store::Store* store, Clock* clock, MaintenanceOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {}
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      delete_batches_(options_.min_batch, options_.max_batch, options_.batch_budget_us),
+      redact_batches_(options_.min_batch, options_.max_batch, options_.batch_budget_us) {}
 
 Maintenance::~Maintenance() { Stop(); }
 
@@ -52,40 +77,48 @@ void Maintenance::Loop() {
   }
 }
 
-Status Maintenance::RunPass() {
-  const auto between_batches = [&] {
+Result<int64_t> Maintenance::RunBatches(BatchSizer& batches, std::atomic<int64_t>& total,
+                                        const Step& step) {
+  int64_t done = 0;
+  for (;;) {
+    const auto started = std::chrono::steady_clock::now();
+    Result<store::MaintenanceStep> result = step(batches.size());
+    if (!result.ok()) return result.status();
+    const int64_t elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - started)
+                                   .count();
+    batches.Record(result->messages, elapsed_us);
+    done += result->messages;
+    total += result->messages;
+    if (!result->more) return done;
     std::unique_lock<std::mutex> lock(mu_);
-    clock_->WaitUntil(cv_, lock, clock_->NowMs() + options_.pause_between_batches,
+    clock_->WaitUntil(cv_, lock, clock_->NowMs() + PauseAfterBatch(elapsed_us, options_.min_pause),
                       [&] { return stopping_; });
-    return !stopping_;
-  };
+    if (stopping_) return done;
+  }
+}
+
+Status Maintenance::RunPass() {
   int64_t deleted = 0;
   int64_t redacted = 0;
   if (options_.retain > 0) {
-    for (;;) {
-      const TimeMs now = clock_->NowMs();
-      Result<store::MaintenanceStep> step =
-          store_->DeleteFinalBefore(now - options_.retain, options_.batch);
-      if (!step.ok()) return step.status();
-      deleted += step->messages;
-      deleted_ += step->messages;
-      if (!step->more || !between_batches()) break;
-    }
+    Result<int64_t> done = RunBatches(delete_batches_, deleted_, [&](int limit) {
+      return store_->DeleteFinalBefore(clock_->NowMs() - options_.retain, limit);
+    });
+    if (!done.ok()) return done.status();
+    deleted = *done;
   }
   if (options_.redact_after > 0) {
     const std::string& key = options_.recipient_key;
     const store::RecipientRedactor redactor = [&key](const std::string& number) {
       return RedactedRecipient(key, number);
     };
-    for (;;) {
+    Result<int64_t> done = RunBatches(redact_batches_, redacted_, [&](int limit) {
       const TimeMs now = clock_->NowMs();
-      Result<store::MaintenanceStep> step =
-          store_->RedactFinalBefore(now - options_.redact_after, options_.batch, now, redactor);
-      if (!step.ok()) return step.status();
-      redacted += step->messages;
-      redacted_ += step->messages;
-      if (!step->more || !between_batches()) break;
-    }
+      return store_->RedactFinalBefore(now - options_.redact_after, limit, now, redactor);
+    });
+    if (!done.ok()) return done.status();
+    redacted = *done;
   }
   ++passes_;
   if (deleted > 0 || redacted > 0) {

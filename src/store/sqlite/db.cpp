@@ -178,6 +178,23 @@ Status Db::TruncateLog() {
   return SqliteStatus(db_, rc, "checkpoint");
 }
 
+Status Db::CheckpointLog() {
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  return SqliteStatus(db_, rc, "checkpoint");
+}
+
+void Db::SetLogHook(std::function<void(int frames)> hook) {
+  log_hook_ = std::move(hook);
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3*, const char*, int frames) {
+        static_cast<Db*>(self)->log_hook_(frames);
+        return SQLITE_OK;
+      },
+      this);
+}
+
 int64_t Db::RowsChanged() const { return sqlite3_changes64(db_); }
 
 bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }

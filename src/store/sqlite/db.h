@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,6 +82,12 @@ class Db {
   // Copies the write-ahead log into the database and truncates it to zero bytes, without
   // waiting: Unavailable when a reader still needs part of it (try again later).
   Status TruncateLog();
+  // Copies what it can of the write-ahead log into the database, waiting for no one (PASSIVE).
+  Status CheckpointLog();
+  // From now on, this connection's commits do not checkpoint the log themselves (SQLite's
+  // default, past 1,000 frames): each calls `hook` with the log's length in frames instead, on
+  // the committing thread. See Checkpointer.
+  void SetLogHook(std::function<void(int frames)> hook);
   bool InTransaction() const;
 
   // What the current transaction changed, for the store's subscribers (a commit wakes only
@@ -93,6 +100,7 @@ class Db {
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_;
+  std::function<void(int frames)> log_hook_;
   Changes changes_;
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> cache_;
 };

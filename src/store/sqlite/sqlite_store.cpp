@@ -11,6 +11,7 @@
 #include <cstring>
 #include <list>
 
+#include "store/sqlite/checkpointer.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/operations.h"
 #include "store/sqlite/reader_pool.h"
@@ -126,11 +127,13 @@ class Subscribers {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::unique_ptr<LockFile> lock, std::unique_ptr<Db> write_db, std::string path,
-              StoreOptions options, const Clock* clock)
+  SqliteStore(std::unique_ptr<LockFile> lock, std::unique_ptr<Checkpointer> checkpointer,
+              std::unique_ptr<Db> write_db, std::string path, StoreOptions options,
+              const Clock* clock)
       : clock_(clock),
         lock_(std::move(lock)),
         readers_(path, options.synchronous_full, options.max_readers),
+        checkpointer_(std::move(checkpointer)),
         writer_(std::move(write_db),
                 [this](const Changes& changes) { subscribers_.Tell(changes); }) {}
 
@@ -491,6 +494,7 @@ class SqliteStore final : public Store {
   Subscribers subscribers_;
   std::unique_ptr<LockFile> lock_;
   ReaderPool readers_;
+  std::unique_ptr<Checkpointer> checkpointer_;  // told by the writer's commits
   Writer writer_;  // last: stopped (and its tasks finished) before the rest goes
 };
 
@@ -518,8 +522,13 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOpt
     if (Status st = (*db)->Exec("PRAGMA secure_delete = ON"); !st.ok()) return st;
   }
   if (Status st = ApplyMigrations(**db); !st.ok()) return st;
-  auto store =
-      std::make_unique<SqliteStore>(std::move(*lock), std::move(*db), path, options, clock);
+  // The writer's commits leave the log's checkpoints to a thread of their own.
+  Result<std::unique_ptr<Checkpointer>> checkpointer =
+      Checkpointer::Start(path, options.synchronous_full);
+  if (!checkpointer.ok()) return checkpointer.status();
+  (*db)->SetLogHook([cp = checkpointer->get()](int frames) { cp->LogGrew(frames); });
+  auto store = std::make_unique<SqliteStore>(std::move(*lock), std::move(*checkpointer),
+                                             std::move(*db), path, options, clock);
   if (Status st = store->VoidLeasesAtOpen(); !st.ok()) return st;
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -1,0 +1,70 @@
+#include "store/sqlite/checkpointer.h"
+
+#include <chrono>
+
+#include "util/log.h"
+#include "util/process.h"
+
+namespace sendq::store {
+
+Result<std::unique_ptr<Checkpointer>> Checkpointer::Start(const std::string& path,
+                                                          bool synchronous_full, int log_pages) {
+  Result<std::unique_ptr<Db>> db = Db::Open(path, synchronous_full, kReaderCacheKib);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<Checkpointer>(new Checkpointer(std::move(*db), log_pages));
+}
+
+Checkpointer::Checkpointer(std::unique_ptr<Db> db, int log_pages)
+    : log_pages_(log_pages), db_(std::move(db)) {
+  thread_ = std::thread([this] {
+    NameThisThread("sendq-checkpt");
+    Loop();
+  });
+}
+
+Checkpointer::~Checkpointer() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Checkpointer::LogGrew(int frames) {
+  if (frames < log_pages_) return;
+  {
+    MutexLock lock(&mu_);
+    if (wanted_) return;
+    wanted_ = true;
+  }
+  cv_.notify_all();
+}
+
+int64_t Checkpointer::checkpoints() {
+  MutexLock lock(&mu_);
+  return checkpoints_;
+}
+
+bool Checkpointer::WaitForCheckpoints(int64_t n) {
+  MutexLock lock(&mu_);
+  return cv_.wait_for(lock.native(), std::chrono::seconds(30),
+                      [&]() REQUIRES(mu_) { return checkpoints_ >= n; });
+}
+
+void Checkpointer::Loop() {
+  MutexLock lock(&mu_);
+  for (;;) {
+    lock.Wait(cv_, [&]() REQUIRES(mu_) { return stopping_ || wanted_; });
+    if (stopping_) return;
+    wanted_ = false;
+    lock.Unlock();
+    Status st = db_->CheckpointLog();
+    if (!st.ok()) log::Error("checkpoint_failed", {{"error", st.ToString()}});
+    lock.Lock();
+    ++checkpoints_;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace sendq::store

@@ -9,7 +9,6 @@
 #include <signal.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -133,7 +132,9 @@ int RunAdminAudit(ApiClient& client, bool json, const AuditOptions& options);
 
 // While it lives, SIGINT and SIGTERM stop `client` (ApiClient::Stop) instead of ending the
 // process, so that a command can end cleanly: tail exits 0, a download removes its partial
-// file. A second signal ends the process as usual. Create it before any other thread starts.
+// file. A second signal ends the process at once, with 128 + the signal's number. The signals
+// are blocked in every thread and taken by one watcher thread (sigwait), so create it before
+// any other thread starts.
 class StopOnSignal {
  public:
   explicit StopOnSignal(ApiClient* client);
@@ -154,9 +155,7 @@ class StopOnSignal {
   std::atomic<bool> signaled_{false};
   std::atomic<int> signal_{0};
   Mutex mu_;
-  std::condition_variable cv_;
-  bool done_ GUARDED_BY(mu_) = false;       // the owner is going away
-  bool in_sigwait_ GUARDED_BY(mu_) = true;  // the watcher still waits for the first signal
+  bool done_ GUARDED_BY(mu_) = false;  // the owner is going away
   std::thread watcher_;
 };
 

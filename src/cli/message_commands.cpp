@@ -515,37 +515,39 @@ StopOnSignal::~StopOnSignal() {
   {
     MutexLock lock(&mu_);
     done_ = true;
-    // Only while the watcher is in sigwait does it have SIGUSR1 blocked and waited for.
-    if (in_sigwait_) pthread_kill(watcher_.native_handle(), SIGUSR1);
   }
-  cv_.notify_all();
+  // The watcher waits for SIGUSR1 too: it wakes it to see done_ (or finds it gone already).
+  pthread_kill(watcher_.native_handle(), SIGUSR1);
   watcher_.join();
+  // A signal that came since is the same request to stop, and the command has stopped: take it
+  // before the mask goes back, or it would end the process now.
+  const timespec no_wait{};
+  while (sigtimedwait(&watched_, nullptr, &no_wait) > 0) {
+  }
   pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
 }
 
 void StopOnSignal::Watch() {
   for (;;) {
-    int sig = 0;
-    if (sigwait(&watched_, &sig) != 0) continue;
-    MutexLock lock(&mu_);
-    if (done_) return;
-    if (sig == SIGUSR1) continue;
-    in_sigwait_ = false;
+    // Until the first signal, wait for it. After it, stop the client again every 100 ms (a
+    // request may start just after a Stop()) until the owner is done; a second one ends the
+    // process at once. No thread ever unblocks the signals, so none is delivered elsewhere.
+    const bool stopping = signaled_.load();
+    if (stopping) client_->Stop();
+    const timespec tick{0, 100'000'000};
+    const int sig =
+        stopping ? sigtimedwait(&watched_, nullptr, &tick) : sigwaitinfo(&watched_, nullptr);
+    {
+      MutexLock lock(&mu_);
+      if (done_) return;
+    }
+    if (sig != SIGINT && sig != SIGTERM) continue;  // the tick, an interruption, or SIGUSR1
+    if (stopping) {
+      std::fflush(stdout);
+      _exit(128 + sig);
+    }
     signal_.store(sig);
-    break;
-  }
-  signaled_.store(true);
-  // A second Ctrl-C ends the process at once.
-  sigset_t again;
-  sigemptyset(&again);
-  sigaddset(&again, SIGINT);
-  sigaddset(&again, SIGTERM);
-  pthread_sigmask(SIG_UNBLOCK, &again, nullptr);
-  // A request may start just after a Stop(): stop again until the owner is done.
-  MutexLock lock(&mu_);
-  while (!done_) {
-    client_->Stop();
-    cv_.wait_for(lock.native(), std::chrono::milliseconds(100));
+    signaled_.store(true);
   }
 }
 

@@ -77,56 +77,65 @@ void Maintenance::Loop() {
   }
 }
 
-Result<int64_t> Maintenance::RunBatches(BatchSizer& batches, std::atomic<int64_t>& total,
-                                        const Step& step) {
-  int64_t done = 0;
+Status Maintenance::RunBatches(BatchSizer& batches, std::atomic<int64_t>& total, int64_t* done,
+                               const Step& step) {
   for (;;) {
     const auto started = std::chrono::steady_clock::now();
     Result<store::MaintenanceStep> result = step(batches.size());
     if (!result.ok()) return result.status();
+    // The whole round trip: the step, the commit it joined, and the wait for the writer. Under
+    // load the wait grows, and so maintenance gives way to producers until it is quieter.
     const int64_t elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::steady_clock::now() - started)
                                    .count();
-    batches.Record(result->messages, elapsed_us);
-    done += result->messages;
+    batches.Record(result->looked_at, elapsed_us);
+    *done += result->messages;
     total += result->messages;
-    if (!result->more) return done;
+    if (!result->more) return Status::Ok();
     std::unique_lock<std::mutex> lock(mu_);
     clock_->WaitUntil(cv_, lock, clock_->NowMs() + PauseAfterBatch(elapsed_us, options_.min_pause),
                       [&] { return stopping_; });
-    if (stopping_) return done;
+    if (stopping_) return Status::Ok();
   }
+}
+
+bool Maintenance::Stopping() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
 }
 
 Status Maintenance::RunPass() {
   int64_t deleted = 0;
   int64_t redacted = 0;
+  Status st;
   if (options_.retain > 0) {
-    Result<int64_t> done = RunBatches(delete_batches_, deleted_, [&](int limit) {
+    st = RunBatches(delete_batches_, deleted_, &deleted, [&](int limit) {
       return store_->DeleteFinalBefore(clock_->NowMs() - options_.retain, limit);
     });
-    if (!done.ok()) return done.status();
-    deleted = *done;
   }
-  if (options_.redact_after > 0) {
+  if (st.ok() && options_.redact_after > 0 && !Stopping()) {
     const std::string& key = options_.recipient_key;
     const store::RecipientRedactor redactor = [&key](const std::string& number) {
       return RedactedRecipient(key, number);
     };
-    Result<int64_t> done = RunBatches(redact_batches_, redacted_, [&](int limit) {
+    std::string after;  // where the next step goes on
+    st = RunBatches(redact_batches_, redacted_, &redacted, [&](int limit) {
       const TimeMs now = clock_->NowMs();
-      return store_->RedactFinalBefore(now - options_.redact_after, limit, now, redactor);
+      Result<store::MaintenanceStep> step =
+          store_->RedactFinalBefore(now - options_.redact_after, limit, now, redactor, after);
+      if (step.ok()) after = step->last_id;
+      return step;
     });
-    if (!done.ok()) return done.status();
-    redacted = *done;
   }
   ++passes_;
   if (deleted > 0 || redacted > 0) {
     log::Info("maintenance_pass", {{"deleted", deleted}, {"redacted", redacted}});
   }
   if (redacted > 0) log_holds_redacted_ = true;
+  if (!st.ok()) return st;
+  if (Stopping()) return Status::Ok();
   if (deleted > 0 || redacted > 0 || log_holds_redacted_) {
-    Status st = store_->ReclaimSpace(options_.vacuum_pages);
+    st = store_->ReclaimSpace(options_.vacuum_pages);
     if (st.ok() && log_holds_redacted_) {
       log_holds_redacted_ = false;
       log::Info("write_ahead_log_emptied", {{"reason", "redacted data is gone from the files"}});

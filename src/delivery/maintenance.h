@@ -77,9 +77,11 @@ class Maintenance {
   using Step = std::function<Result<store::MaintenanceStep>(int limit)>;
 
   void Loop();
-  // Batches of `step` until it has no more to do now (or Stop()); returns how many messages
-  // they did, also added to `total`.
-  Result<int64_t> RunBatches(BatchSizer& batches, std::atomic<int64_t>& total, const Step& step);
+  // Batches of `step` until it has no more to do now (or Stop()); adds how many messages they
+  // did to `*done` and `total`, also when one fails.
+  Status RunBatches(BatchSizer& batches, std::atomic<int64_t>& total, int64_t* done,
+                    const Step& step);
+  bool Stopping();
 
   store::Store* const store_;
   Clock* const clock_;

@@ -264,8 +264,10 @@ using RecipientRedactor = std::function<std::string(const std::string& number)>;
 
 // What one pass of retention or redaction did.
 struct MaintenanceStep {
-  int64_t messages = 0;  // deleted or redacted
-  bool more = false;     // it stopped at its limit: there is more to do now
+  int64_t messages = 0;   // deleted or redacted
+  int64_t looked_at = 0;  // messages read to find those (at most the limit)
+  bool more = false;      // it stopped at its limit: there is more to do now
+  std::string last_id;    // redaction: the last message looked at, where the next step goes on
 };
 
 // The database file's size and the free part of it.
@@ -428,9 +430,12 @@ class Store {
   virtual Status Backup(const std::string& path) = 0;
   // Deletes up to `limit` final messages created before `cutoff`, with their ledgers.
   virtual Result<MaintenanceStep> DeleteFinalBefore(TimeMs cutoff, int limit) = 0;
-  // Redacts up to `limit` final messages created before `cutoff` that are not redacted yet.
+  // Redacts the final messages among the next `limit` created before `cutoff`, from where the
+  // redaction of earlier passes stopped (a message not final yet stops it, to be redacted once
+  // it is), or from after `after` (a previous step's last_id) to go on past such a message.
   virtual Result<MaintenanceStep> RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
-                                                    const RecipientRedactor& recipient) = 0;
+                                                    const RecipientRedactor& recipient,
+                                                    const std::string& after) = 0;
   // Gives up to `pages` free pages back to the file system, and empties the write-ahead log
   // when no reader needs it (so that what was deleted or redacted is gone from the files).
   virtual Status ReclaimSpace(int pages) = 0;

@@ -154,8 +154,9 @@ Result<MaintenanceStep> StoreWrapper::DeleteFinalBefore(TimeMs cutoff, int limit
 }
 
 Result<MaintenanceStep> StoreWrapper::RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
-                                                        const RecipientRedactor& recipient) {
-  return inner_->RedactFinalBefore(cutoff, limit, now, recipient);
+                                                        const RecipientRedactor& recipient,
+                                                        const std::string& after) {
+  return inner_->RedactFinalBefore(cutoff, limit, now, recipient, after);
 }
 
 Status StoreWrapper::ReclaimSpace(int pages) { return inner_->ReclaimSpace(pages); }

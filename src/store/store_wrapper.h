@@ -89,7 +89,8 @@ class StoreWrapper : public Store {
   Status Backup(const std::string& path) override;
   Result<MaintenanceStep> DeleteFinalBefore(TimeMs cutoff, int limit) override;
   Result<MaintenanceStep> RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
-                                            const RecipientRedactor& recipient) override;
+                                            const RecipientRedactor& recipient,
+                                            const std::string& after) override;
   Status ReclaimSpace(int pages) override;
   Result<SpaceUsage> GetSpaceUsage() override;
   Status CheckWritable() override;

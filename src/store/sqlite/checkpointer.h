@@ -9,6 +9,11 @@
 // neither readers nor the writer, which goes on committing to the log meanwhile. Once the whole
 // log is copied and no reader needs it, the writer's next commit starts it over.
 //
+// A writer that never pauses would keep the log from starting over (each checkpoint ends
+// behind its newest frames), so past kCheckpointLogCapPages frames the writer's commit
+// checkpoints it itself after all, as SQLite's default would have much earlier; most of it is
+// copied by then.
+//
 // Thread-safety: LogGrew() from any thread (the writer's, in practice); the rest from the
 // owner's.
 #pragma once
@@ -26,6 +31,7 @@
 namespace sendq::store {
 
 inline constexpr int kCheckpointLogPages = 1'000;
+inline constexpr int kCheckpointLogCapPages = 10'000;
 
 class Checkpointer {
  public:
@@ -37,7 +43,9 @@ class Checkpointer {
   Checkpointer& operator=(const Checkpointer&) = delete;
 
   // The log is `frames` long after a commit: a checkpoint follows if that is past log_pages.
-  void LogGrew(int frames);
+  // True if it is past kCheckpointLogCapPages: the committing connection should checkpoint it
+  // now (Db::CheckpointLog) rather than let it grow further.
+  bool LogGrew(int frames);
 
   // Checkpoints finished since Start(). For tests and metrics.
   int64_t checkpoints();

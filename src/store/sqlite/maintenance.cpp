@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "store/sqlite/operations.h"
@@ -171,31 +172,39 @@ Result<MaintenanceStep> DeleteFinalBefore(Db& db, TimeMs cutoff, int limit) {
   if (!inbound.ok()) return inbound.status();
   (*inbound)->Bind(1, cutoff).Bind(2, static_cast<int64_t>(limit));
   if (Status st = (*inbound)->Run(); !st.ok()) return st;
-  return MaintenanceStep{static_cast<int64_t>(ids.size()),
-                         ids.size() == static_cast<size_t>(limit)};
+  MaintenanceStep step;
+  step.messages = static_cast<int64_t>(ids.size());
+  step.looked_at = step.messages;
+  step.more = ids.size() == static_cast<size_t>(limit);
+  return step;
 }
 
 Result<MaintenanceStep> RedactFinalBefore(Db& db, TimeMs cutoff, int limit, TimeMs now,
-                                          const RecipientRedactor& recipient) {
+                                          const RecipientRedactor& recipient,
+                                          const std::string& after) {
   // Messages are visited in id order from where the last pass stopped; the mark never passes a
-  // message that is not final yet, so it is redacted once it is.
+  // message that is not final yet, so it is redacted once it is. Within a pass the steps go on
+  // past such a message (`after`), so it holds back only the mark, not the redaction.
   Result<std::string> through = ReadMark(db, kRedactedThrough);
   if (!through.ok()) return through.status();
+  const std::string start = std::max(*through, after);
   Result<Stmt*> stmt = db.Prepare(
       "SELECT id, status, redacted_at IS NOT NULL FROM messages WHERE id > ?1 AND id < ?2 "
       "ORDER BY id LIMIT ?3");
   if (!stmt.ok()) return stmt.status();
-  (*stmt)->Bind(1, *through).Bind(2, MinMessageIdAt(cutoff)).Bind(3, static_cast<int64_t>(limit));
+  (*stmt)->Bind(1, start).Bind(2, MinMessageIdAt(cutoff)).Bind(3, static_cast<int64_t>(limit));
   std::vector<std::string> to_redact;
   std::string mark = *through;
-  bool mark_held = false;  // a message not final yet holds the mark before it
-  size_t seen = 0;
+  // A message not final yet holds the mark before it; so does one between the mark and `start`.
+  bool mark_held = start != *through;
+  MaintenanceStep step;
   for (;;) {
     Result<bool> row = (*stmt)->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    ++seen;
+    ++step.looked_at;
     const std::string id = (*stmt)->Text(0);
+    step.last_id = id;
     const bool final = IsTerminal(static_cast<MessageStatus>((*stmt)->Int(1)));
     if (final && (*stmt)->Int(2) == 0) to_redact.push_back(id);
     if (!final) mark_held = true;
@@ -208,8 +217,9 @@ Result<MaintenanceStep> RedactFinalBefore(Db& db, TimeMs cutoff, int limit, Time
   if (mark != *through) {
     if (Status st = WriteMark(db, kRedactedThrough, mark); !st.ok()) return st;
   }
-  return MaintenanceStep{static_cast<int64_t>(to_redact.size()),
-                         seen == static_cast<size_t>(limit) && mark != *through};
+  step.messages = static_cast<int64_t>(to_redact.size());
+  step.more = step.looked_at == limit;
+  return step;
 }
 
 Status IncrementalVacuum(Db& db, int pages) {

@@ -207,7 +207,8 @@ Result<Stats> ReadProducerStats(Db& db, const std::string& producer);
 
 Result<MaintenanceStep> DeleteFinalBefore(Db& db, TimeMs cutoff, int limit);
 Result<MaintenanceStep> RedactFinalBefore(Db& db, TimeMs cutoff, int limit, TimeMs now,
-                                          const RecipientRedactor& recipient);
+                                          const RecipientRedactor& recipient,
+                                          const std::string& after);
 Status IncrementalVacuum(Db& db, int pages);
 Result<SpaceUsage> ReadSpaceUsage(Db& db);
 Status BackupInto(Db& db, const std::string& path);

@@ -453,9 +453,10 @@ class SqliteStore final : public Store {
   }
 
   Result<MaintenanceStep> RedactFinalBefore(TimeMs cutoff, int limit, TimeMs now,
-                                            const RecipientRedactor& recipient) override {
+                                            const RecipientRedactor& recipient,
+                                            const std::string& after) override {
     return writer_.Call<MaintenanceStep>(
-        [&](Db& db) { return store::RedactFinalBefore(db, cutoff, limit, now, recipient); });
+        [&](Db& db) { return store::RedactFinalBefore(db, cutoff, limit, now, recipient, after); });
   }
 
   Status ReclaimSpace(int pages) override {
@@ -526,7 +527,11 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOpt
   Result<std::unique_ptr<Checkpointer>> checkpointer =
       Checkpointer::Start(path, options.synchronous_full);
   if (!checkpointer.ok()) return checkpointer.status();
-  (*db)->SetLogHook([cp = checkpointer->get()](int frames) { cp->LogGrew(frames); });
+  // After a burst, a log longer than 8 MiB is cut back to that when it starts over.
+  if (Status st = (*db)->Exec("PRAGMA journal_size_limit = 8388608"); !st.ok()) return st;
+  (*db)->SetLogHook([cp = checkpointer->get(), writer_db = db->get()](int frames) {
+    if (cp->LogGrew(frames)) writer_db->CheckpointLog().IgnoreError();
+  });
   auto store = std::make_unique<SqliteStore>(std::move(*lock), std::move(*checkpointer),
                                              std::move(*db), path, options, clock);
   if (Status st = store->VoidLeasesAtOpen(); !st.ok()) return st;

@@ -132,7 +132,7 @@ int RunAdminAudit(ApiClient& client, bool json, const AuditOptions& options);
 
 // While it lives, SIGINT and SIGTERM stop `client` (ApiClient::Stop) instead of ending the
 // process, so that a command can end cleanly: tail exits 0, a download removes its partial
-// file. A second signal ends the process at once, with 128 + the signal's number. The signals
+// file. A second signal ends the process at once, as the signal does by default. The signals
 // are blocked in every thread and taken by one watcher thread (sigwait), so create it before
 // any other thread starts.
 class StopOnSignal {

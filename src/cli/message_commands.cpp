@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -543,7 +544,14 @@ void StopOnSignal::Watch() {
     }
     if (sig != SIGINT && sig != SIGTERM) continue;  // the tick, an interruption, or SIGUSR1
     if (stopping) {
-      std::fflush(stdout);
+      // End as the signal would (a shell then stops its script too): its default action, let
+      // through in this thread only. No stdio here: the main thread may hold stdout's lock.
+      std::signal(sig, SIG_DFL);
+      sigset_t just_this;
+      sigemptyset(&just_this);
+      sigaddset(&just_this, sig);
+      pthread_sigmask(SIG_UNBLOCK, &just_this, nullptr);
+      raise(sig);
       _exit(128 + sig);
     }
     signal_.store(sig);

@@ -105,12 +105,15 @@ bool Maintenance::Stopping() {
 }
 
 Status Maintenance::RunPass() {
+  // One time for the whole pass: cutoffs that moved on with the clock could keep a pass going
+  // for as long as new messages come of age.
+  const TimeMs now = clock_->NowMs();
   int64_t deleted = 0;
   int64_t redacted = 0;
   Status st;
   if (options_.retain > 0) {
     st = RunBatches(delete_batches_, deleted_, &deleted, [&](int limit) {
-      return store_->DeleteFinalBefore(clock_->NowMs() - options_.retain, limit);
+      return store_->DeleteFinalBefore(now - options_.retain, limit);
     });
   }
   if (st.ok() && options_.redact_after > 0 && !Stopping()) {
@@ -120,7 +123,6 @@ Status Maintenance::RunPass() {
     };
     std::string after;  // where the next step goes on
     st = RunBatches(redact_batches_, redacted_, &redacted, [&](int limit) {
-      const TimeMs now = clock_->NowMs();
       Result<store::MaintenanceStep> step =
           store_->RedactFinalBefore(now - options_.redact_after, limit, now, redactor, after);
       if (step.ok()) after = step->last_id;

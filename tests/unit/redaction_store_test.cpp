@@ -65,5 +65,23 @@ TEST_CASE("maintenance steps tell what they looked at and where to go on") {
   CHECK(deleted->looked_at == 1);
 }
 
+TEST_CASE("redaction: a redacted message cannot be retried, by id or in bulk") {
+  StoreFixture f;
+  const Message m = f.Enqueue();
+  REQUIRE(f.store().Cancel("alice", m.id, f.clock().NowMs()).ok());
+  f.clock().Advance(60'000);
+  REQUIRE(RedactInSteps(f, f.clock().NowMs(), 10) == 1);
+  store::AdminFilter canceled;
+  canceled.statuses = {MessageStatus::kCanceled};
+  auto bulk = f.store().Bulk(store::BulkAction::kRetry, canceled, /*dry_run=*/false,
+                             f.clock().NowMs(), f.clock().NowMs() + 3'600'000, 50, 0);
+  REQUIRE(bulk.ok());
+  CHECK(bulk->matched == 1);
+  CHECK(bulk->changed == 0);
+  auto got = f.store().Get("alice", m.id);
+  REQUIRE(got.ok());
+  CHECK(got->status == MessageStatus::kCanceled);
+}
+
 }  // namespace
 }  // namespace sendq

@@ -61,8 +61,8 @@ void Checkpointer::Loop() {
     if (stopping_) return;
     wanted_ = false;
     lock.Unlock();
-    // Unavailable: another connection was checkpointing (Db::TruncateLog); the next commit
-    // past log_pages asks again.
+    // Unavailable: another connection was checkpointing (Db::TruncateLog, or the writer past
+    // kCheckpointLogCapPages); the next commit past log_pages asks again.
     Status st = db_->CheckpointLog();
     if (!st.ok() && !st.IsUnavailable())
       log::Error("checkpoint_failed", {{"error", st.ToString()}});

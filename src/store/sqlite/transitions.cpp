@@ -88,10 +88,24 @@ Result<Message> CancelQueued(Db& db, const std::string& producer, const std::str
   return canceled;
 }
 
+// A redacted message has lost its text and its recipient: it cannot be sent again.
+Status RefuseRedacted(Db& db, const std::string& id) {
+  Result<Stmt*> stmt = db.Prepare("SELECT redacted_at IS NOT NULL FROM messages WHERE id = ?1");
+  if (!stmt.ok()) return stmt.status();
+  (*stmt)->Bind(1, id);
+  Result<bool> row = (*stmt)->Step();
+  if (!row.ok()) return row.status();
+  const bool redacted = *row && (*stmt)->Int(0) != 0;
+  (*stmt)->Reset();
+  if (redacted) return Status::Conflict(fmt::format("message {} is redacted", id));
+  return Status::Ok();
+}
+
 Result<Message> RetryFailed(Db& db, const std::string& producer, const std::string& id, TimeMs now,
                             TimeMs expires_at) {
   Result<Message> current = FindIn(db, producer, id, {MessageStatus::kFailed});
   if (!current.ok()) return current.status();
+  if (Status st = RefuseRedacted(db, id); !st.ok()) return st;
   return Requeue(db, *current, now, expires_at, /*reset_attempts=*/true);
 }
 
@@ -100,6 +114,7 @@ Result<Message> RetryFinal(Db& db, const std::string& producer, const std::strin
   Result<Message> current =
       FindIn(db, producer, id, {MessageStatus::kFailed, MessageStatus::kCanceled});
   if (!current.ok()) return current.status();
+  if (Status st = RefuseRedacted(db, id); !st.ok()) return st;
   return Requeue(db, *current, now, expires_at, /*reset_attempts=*/true);
 }
 

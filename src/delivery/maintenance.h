@@ -5,7 +5,7 @@
 // pages go back to the file system a bounded number at a time.
 //
 // A batch's size follows how long the last one took (BatchSizer): about
-// MaintenanceOptions::batch_budget each, and the pause after it is three times that
+// MaintenanceOptions::batch_budget_us each, and the pause after it is three times that
 // (PauseAfterBatch). So maintenance has at most a quarter of the writer's time, and an enqueue
 // that arrives during a batch waits about one budget longer than it would have.
 //

@@ -45,7 +45,7 @@ TEST_CASE("checkpointer: a log past its length is copied into the database by it
   Result<std::unique_ptr<Checkpointer>> checkpointer =
       Checkpointer::Start(path, /*synchronous_full=*/true, /*log_pages=*/100);
   REQUIRE(checkpointer.ok());
-  (*db)->SetLogHook([cp = checkpointer->get()](int frames) { cp->LogGrew(frames); });
+  (*checkpointer)->Attach(db->get());
   for (int i = 0; i < 10; ++i) CommitRow(**db, 4'000);  // under 100 frames: nothing to do
   CHECK((*checkpointer)->checkpoints() == 0);
   const uintmax_t size_before = std::filesystem::file_size(path);
@@ -54,9 +54,10 @@ TEST_CASE("checkpointer: a log past its length is copied into the database by it
   // Rows are in the database file now, not only in the log: the first checkpoint came at 100
   // frames, so it copied tens of pages at least.
   CHECK(std::filesystem::file_size(path) >= size_before + 20 * 4096);
-  // Stopping with the log still long is fine: the last connection to close copies it.
-  checkpointer->reset();
+  // Closing with the log still long is fine (the last connection to close copies it); the writer
+  // goes first, as Attach() asks.
   db->reset();
+  checkpointer->reset();
 }
 
 TEST_CASE("checkpointer: past its cap the committing connection is told to checkpoint itself") {

@@ -6,6 +6,17 @@
 #include "util/process.h"
 
 namespace sendq::store {
+namespace {
+
+// Unavailable: another connection is checkpointing (Db::TruncateLog, the checkpointer, or the
+// writer past kCheckpointLogCapPages), which will do; the next commit past log_pages asks again.
+void Checkpoint(Db& db) {
+  if (Status st = db.CheckpointLog(); !st.ok() && !st.IsUnavailable()) {
+    log::Error("checkpoint_failed", {{"error", st.ToString()}});
+  }
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Checkpointer>> Checkpointer::Start(const std::string& path,
                                                           bool synchronous_full, int log_pages) {
@@ -29,6 +40,12 @@ Checkpointer::~Checkpointer() {
   }
   cv_.notify_all();
   thread_.join();
+}
+
+void Checkpointer::Attach(Db* writer) {
+  writer->SetLogHook([this, writer](int frames) {
+    if (LogGrew(frames)) Checkpoint(*writer);
+  });
 }
 
 bool Checkpointer::LogGrew(int frames) {
@@ -61,11 +78,7 @@ void Checkpointer::Loop() {
     if (stopping_) return;
     wanted_ = false;
     lock.Unlock();
-    // Unavailable: another connection was checkpointing (Db::TruncateLog, or the writer past
-    // kCheckpointLogCapPages); the next commit past log_pages asks again.
-    Status st = db_->CheckpointLog();
-    if (!st.ok() && !st.IsUnavailable())
-      log::Error("checkpoint_failed", {{"error", st.ToString()}});
+    Checkpoint(*db_);
     lock.Lock();
     ++checkpoints_;
     cv_.notify_all();

@@ -14,8 +14,8 @@
 // checkpoints it itself after all, as SQLite's default would have much earlier; most of it is
 // copied by then.
 //
-// Thread-safety: LogGrew() from any thread (the writer's, in practice); the rest from the
-// owner's.
+// Thread-safety: LogGrew() from any thread (the writer's, in practice, through the hook Attach()
+// installs); the rest from the owner's.
 #pragma once
 
 #include <condition_variable>
@@ -41,6 +41,10 @@ class Checkpointer {
   ~Checkpointer();  // stops the thread (a checkpoint under way finishes first)
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Makes `writer`'s commits report to LogGrew() instead of checkpointing themselves, and
+  // checkpoint after all past kCheckpointLogCapPages. `writer` must be closed before this goes.
+  void Attach(Db* writer);
 
   // The log is `frames` long after a commit: a checkpoint follows if that is past log_pages.
   // True if it is past kCheckpointLogCapPages: the committing connection should checkpoint it

@@ -529,13 +529,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, StoreOpt
   if (!checkpointer.ok()) return checkpointer.status();
   // After a burst, a log longer than 8 MiB is cut back to that when it starts over.
   if (Status st = (*db)->Exec("PRAGMA journal_size_limit = 8388608"); !st.ok()) return st;
-  (*db)->SetLogHook([cp = checkpointer->get(), writer_db = db->get()](int frames) {
-    if (!cp->LogGrew(frames)) return;
-    // Unavailable: the checkpointer's own checkpoint is under way, which will do.
-    if (Status st = writer_db->CheckpointLog(); !st.ok() && !st.IsUnavailable()) {
-      log::Error("checkpoint_failed", {{"error", st.ToString()}});
-    }
-  });
+  (*checkpointer)->Attach(db->get());
   auto store = std::make_unique<SqliteStore>(std::move(*lock), std::move(*checkpointer),
                                              std::move(*db), path, options, clock);
   if (Status st = store->VoidLeasesAtOpen(); !st.ok()) return st;

@@ -128,7 +128,9 @@ TEST_CASE("writer: a failing write is rolled back alone; the rest of its batch c
   CHECK(good1.ok());
   CHECK(bad.IsConflict());
   CHECK(good2.ok());
-  // The commit reports the messages its kept tasks changed, so only their long polls wake.
+  // The commit reports the messages its kept tasks changed, so only their long polls wake. The
+  // writer answers its callers before it reports the commit: wait for the report.
+  REQUIRE(SpinUntil([&] { return f.commits.load() >= 2; }));
   std::vector<std::string> changed = f.Changed();
   std::sort(changed.begin(), changed.end());
   CHECK(changed == std::vector<std::string>{"one", "three"});
